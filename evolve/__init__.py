@@ -1,0 +1,1 @@
+"""Evolutionary searchers over subnet configs (deap); they see subnets only as ``SubnetConfig``."""

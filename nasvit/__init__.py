@@ -1,0 +1,7 @@
+"""nasvit: neural architecture search of efficient hybrid CNN/ViT image models.
+
+Packages: ``search_space`` (spaces, subnet configs, cost model; no torch), ``supernet`` (the elastic
+network and its static twins), ``evolve`` (evolutionary searchers) and this one (recipes and CLI).
+"""
+
+__version__ = "0.1.0"

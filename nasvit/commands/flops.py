@@ -1,0 +1,37 @@
+"""``nasvit flops``: MACs, parameters and activations of one subnet from the analytical cost model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from nasvit.arch import resolve_arch
+from search_space import format_count, load_space
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("flops", help="cost of a subnet: MACs, params, activations")
+    parser.add_argument("--space", required=True, help="a name in configs/space/ or a path to a YAML file")
+    parser.add_argument("--arch", default="max", help="min | max | random | a subnet string | a subnet JSON file")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --arch random")
+    parser.add_argument("--resolution", type=int, help="override the subnet's input resolution")
+    parser.add_argument("--num-classes", type=int, help="classifier size (default: the space's num_classes)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    space = load_space(args.space)
+    cfg = resolve_arch(space, args.arch, args.seed)
+    if args.resolution is not None:
+        cfg = cfg.replace(resolution=args.resolution)
+    cost = space.cost(cfg, args.num_classes)
+    if args.json:
+        payload = {"macs": cost.macs, "params": cost.params, "activations": cost.activations}
+        print(json.dumps({**payload, "resolution": cfg.resolution, "arch": str(cfg)}))
+        return
+    print(f"arch:        {cfg}")
+    print(f"resolution:  {cfg.resolution}")
+    print(f"MACs:        {format_count(cost.macs)} ({cost.macs:,})")
+    print(f"params:      {format_count(cost.params)} ({cost.params:,})")
+    print(f"activations: {format_count(cost.activations)} ({cost.activations:,})")

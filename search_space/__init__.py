@@ -1,0 +1,37 @@
+"""Search spaces of hybrid CNN/ViT networks, subnet configs and their analytical cost. No torch here.
+
+from search_space import load_space, SubnetConfig
+space = load_space("nasvit")
+cfg = space.sample(random.Random(0))
+space.cost(cfg).macs
+"""
+
+from search_space.cost import COST_METRICS, Cost
+from search_space.errors import SpaceError
+from search_space.loader import available_spaces, config_dir, load_space, parse_space
+from search_space.plan import SubnetPlan, plan_subnet
+from search_space.space import Gene, SearchSpace, format_count, within
+from search_space.spec import NormKind, ScaleLayout, StageKind, StageSpec
+from search_space.subnet import StageChoice, SubnetConfig
+
+__all__ = [
+    "COST_METRICS",
+    "Cost",
+    "Gene",
+    "NormKind",
+    "ScaleLayout",
+    "SearchSpace",
+    "SpaceError",
+    "StageChoice",
+    "StageKind",
+    "StageSpec",
+    "SubnetConfig",
+    "SubnetPlan",
+    "available_spaces",
+    "config_dir",
+    "format_count",
+    "load_space",
+    "parse_space",
+    "plan_subnet",
+    "within",
+]

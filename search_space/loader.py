@@ -1,0 +1,287 @@
+"""Load and validate search-space YAML files; every problem is reported at once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search_space.arithmetic import conv_out_size, window_grid
+from search_space.errors import SpaceError, did_you_mean
+from search_space.space import SearchSpace
+from search_space.spec import HeadSpec, NormKind, ScaleLayout, StageKind, StageSpec, StemSpec, TransformerSpec
+
+ACTIVATIONS = ("swish", "relu", "hswish", "gelu")
+RESIZE_MODES = ("nearest", "bilinear", "bicubic")
+SUPPORTED_WINDOWS = (1, 2, 4)
+
+_TOP_KEYS = {
+    "name": "str",
+    "description": "str?",
+    "in_channels": "int",
+    "num_classes": "int",
+    "resolutions": "ints",
+    "resize_mode": "str",
+    "activation": "str",
+    "channel_divisor": "int",
+    "se_reduction": "int",
+    "stem": "map",
+    "stages": "list",
+    "head": "map",
+    "transformer": "map",
+}
+_STEM_KEYS = {"kernel": "int", "stride": "int", "widths": "ints"}
+_STAGE_KEYS = {
+    "name": "str",
+    "kind": "str",
+    "stride": "int",
+    "se": "bool",
+    "widths": "ints",
+    "depths": "ints",
+    "kernels": "ints",
+    "expand_ratios": "ints",
+    "mlp_ratios": "ints?",
+    "windows": "ints?",
+}
+_HEAD_KEYS = {"expand_ratio": "int", "widths": "ints", "dropout": "float"}
+_TRANSFORMER_KEYS = {
+    "head_dim": "int",
+    "v_expansion": "int",
+    "v_dwconv_kernel": "int",
+    "mlp_dwconv": "bool",
+    "norm": "str",
+    "scale_layout": "str",
+    "scale_init": "float",
+    "position_bias_size": "int?",
+    "norm_eps": "float",
+}
+
+
+def config_dir() -> Path:
+    """The ``configs/`` folder: ``$NASVIT_CONFIGS`` if set, else the one beside the packages."""
+    return Path(os.environ.get("NASVIT_CONFIGS", Path(__file__).resolve().parents[1] / "configs"))
+
+
+def available_spaces() -> list[str]:
+    """Names of the spaces shipped in ``configs/space/``."""
+    return sorted(p.stem for p in (config_dir() / "space").glob("*.yaml"))
+
+
+_CACHE: dict[tuple[str, float], SearchSpace] = {}
+
+
+def load_space(name_or_path: str | os.PathLike) -> SearchSpace:
+    """Load a search space by name (a file in ``configs/space/``) or by path to a YAML file.
+
+    Raises:
+        SpaceError: unknown name, unreadable file, or every validation problem found in it.
+    """
+    path = space_file(str(name_or_path))
+    key = (str(path), path.stat().st_mtime)
+    if key not in _CACHE:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise SpaceError(f"not valid YAML: {error}", source=str(path)) from None
+        _CACHE[key] = parse_space(data, source=str(path))
+    return _CACHE[key]
+
+
+def space_file(name_or_path: str) -> Path:
+    """Path of the YAML file for a space name or path; raises SpaceError naming the shipped spaces."""
+    as_path = Path(name_or_path)
+    if as_path.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+        if not as_path.is_file():
+            raise SpaceError(f"search-space file {name_or_path} does not exist")
+        return as_path
+    path = config_dir() / "space" / f"{name_or_path}.yaml"
+    if not path.is_file():
+        names = available_spaces()
+        raise SpaceError(
+            f"unknown search space '{name_or_path}'{did_you_mean(name_or_path, names)}; "
+            f"shipped spaces are {names}, or pass a path to a YAML file"
+        )
+    return path
+
+
+def parse_space(data: Any, source: str = "<dict>") -> SearchSpace:
+    """Build a :class:`SearchSpace` from parsed YAML, collecting all problems before raising."""
+    problems: list[str] = []
+    top = _section(data, "", _TOP_KEYS, problems)
+    if top is None:
+        raise SpaceError(problems, source=source)
+    stem = _section(top.get("stem"), "stem", _STEM_KEYS, problems)
+    head = _section(top.get("head"), "head", _HEAD_KEYS, problems)
+    transformer = _section(top.get("transformer"), "transformer", _TRANSFORMER_KEYS, problems)
+    raw_stages = top.get("stages") if isinstance(top.get("stages"), list) else []
+    if "stages" in top and not raw_stages:
+        problems.append("stages: needs at least one stage")
+    stages = [_section(s, f"stages[{i}]", _STAGE_KEYS, problems) for i, s in enumerate(raw_stages)]
+    _check_choice(top, "activation", ACTIVATIONS, "", problems)
+    _check_choice(top, "resize_mode", RESIZE_MODES, "", problems)
+    if transformer is not None:
+        _check_choice(transformer, "norm", [k.value for k in NormKind], "transformer.", problems)
+        _check_choice(transformer, "scale_layout", [k.value for k in ScaleLayout], "transformer.", problems)
+    for i, stage in enumerate(stages):
+        if stage is not None:
+            _check_stage(stage, f"stages[{i}] ({stage.get('name', '?')})", transformer or {}, problems)
+    names = [s.get("name") for s in stages if s is not None]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        problems.append(f"stages: names must be unique, {duplicates} appear more than once")
+    if problems:
+        raise SpaceError(problems, source=source)
+
+    space = SearchSpace(
+        name=top["name"],
+        description=top.get("description", ""),
+        in_channels=top["in_channels"],
+        num_classes=top["num_classes"],
+        resolutions=tuple(top["resolutions"]),
+        resize_mode=top["resize_mode"],
+        activation=top["activation"],
+        channel_divisor=top["channel_divisor"],
+        se_reduction=top["se_reduction"],
+        stem=StemSpec(kernel=stem["kernel"], stride=stem["stride"], widths=tuple(stem["widths"])),
+        stages=tuple(_stage_spec(s) for s in stages),
+        head=HeadSpec(expand_ratio=head["expand_ratio"], widths=tuple(head["widths"]), dropout=head["dropout"]),
+        transformer=TransformerSpec(
+            head_dim=transformer["head_dim"],
+            v_expansion=transformer["v_expansion"],
+            v_dwconv_kernel=transformer["v_dwconv_kernel"],
+            mlp_dwconv=transformer["mlp_dwconv"],
+            norm=NormKind(transformer["norm"]),
+            scale_layout=ScaleLayout(transformer["scale_layout"]),
+            scale_init=float(transformer["scale_init"]),
+            position_bias_size=transformer.get("position_bias_size"),
+            norm_eps=float(transformer["norm_eps"]),
+        ),
+        source=source,
+    )
+    problems = _check_geometry(space)
+    if problems:
+        raise SpaceError(problems, source=source)
+    return space
+
+
+def _stage_spec(stage: dict[str, Any]) -> StageSpec:
+    return StageSpec(
+        name=stage["name"],
+        kind=StageKind(stage["kind"]),
+        stride=stage["stride"],
+        se=stage["se"],
+        widths=tuple(stage["widths"]),
+        depths=tuple(stage["depths"]),
+        kernels=tuple(stage["kernels"]),
+        expand_ratios=tuple(stage["expand_ratios"]),
+        mlp_ratios=tuple(stage.get("mlp_ratios", (1,))),
+        windows=tuple(stage.get("windows", (1,))),
+    )
+
+
+def _section(value: Any, where: str, schema: dict[str, str], problems: list[str]) -> dict[str, Any] | None:
+    """Check keys and value types of one mapping; returns it when it can be used further."""
+    label = where or "top level"
+    prefix = f"{where}." if where else ""
+    if not isinstance(value, dict):
+        problems.append(f"{label}: expected a mapping, got {value!r}")
+        return None
+    usable = True
+    for key in value:
+        if key not in schema:
+            problems.append(
+                f"{prefix}{key}: unknown key{did_you_mean(str(key), schema)}; allowed keys are {sorted(schema)}"
+            )
+    for key, kind in schema.items():
+        optional = kind.endswith("?")
+        if key not in value:
+            if not optional:
+                problems.append(f"{prefix}{key}: missing (required)")
+                usable = False
+            continue
+        message = _type_problem(value[key], kind.rstrip("?"), optional)
+        if message:
+            problems.append(f"{prefix}{key}: {message}")
+            usable = False
+    return value if usable else None
+
+
+def _type_problem(value: Any, kind: str, optional: bool) -> str | None:
+    if value is None and optional:
+        return None
+    if kind == "str" and not isinstance(value, str):
+        return f"expected a string, got {value!r}"
+    if kind == "bool" and not isinstance(value, bool):
+        return f"expected true or false, got {value!r}"
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        return f"expected a positive integer, got {value!r}"
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        return f"expected a non-negative number, got {value!r}"
+    if kind == "ints":
+        if not isinstance(value, list) or not value:
+            return f"expected a non-empty list of positive integers, got {value!r}"
+        if any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value):
+            return f"expected positive integers, got {value!r}"
+        if sorted(set(value)) != value:
+            return f"choices must be unique and ascending, got {value!r}; write {sorted(set(value))}"
+    return None
+
+
+def _check_choice(section: dict[str, Any], key: str, allowed, prefix: str, problems: list[str]) -> None:
+    value = section.get(key)
+    if isinstance(value, str) and value not in allowed:
+        problems.append(f"{prefix}{key}: {value!r} is not one of {list(allowed)}{did_you_mean(value, allowed)}")
+
+
+def _check_stage(stage: dict[str, Any], where: str, transformer: dict[str, Any], problems: list[str]) -> None:
+    kinds = [k.value for k in StageKind]
+    kind = stage["kind"]
+    if kind not in kinds:
+        problems.append(f"{where}.kind: {kind!r} is not one of {kinds}{did_you_mean(kind, kinds)}")
+        return
+    name = stage["name"]
+    if not name.replace("_", "").isalnum():
+        problems.append(f"{where}.name: {name!r} must be letters, digits and '_' only")
+    if any(k % 2 == 0 for k in stage["kernels"]):
+        problems.append(f"{where}.kernels: kernels must be odd, got {stage['kernels']}")
+    if kind == StageKind.CONV.value:
+        for key in ("mlp_ratios", "windows"):
+            if key in stage:
+                problems.append(
+                    f"{where}.{key}: only transformer stages have {key}; remove it or set kind: transformer"
+                )
+        return
+    windows = stage.get("windows", [1])
+    if isinstance(windows, list) and any(w not in SUPPORTED_WINDOWS for w in windows):
+        problems.append(f"{where}.windows: {windows} has values outside the supported {list(SUPPORTED_WINDOWS)}")
+    head_dim = transformer.get("head_dim")
+    if isinstance(head_dim, int) and any(w % head_dim for w in stage["widths"]):
+        problems.append(f"{where}.widths: {stage['widths']} must all be multiples of transformer.head_dim={head_dim}")
+
+
+def _check_geometry(space: SearchSpace) -> list[str]:
+    """Feature maps must stay non-empty, and windows must tile every map they are used on."""
+    problems = []
+    for resolution in space.resolutions:
+        size = conv_out_size(resolution, space.stem.kernel, space.stem.stride)
+        for stage in space.stages:
+            for kernel in stage.kernels:
+                if conv_out_size(size, kernel, stage.stride) < 1:
+                    problems.append(f"resolution {resolution}: stage {stage.name} has an empty feature map")
+            size = conv_out_size(size, stage.kernels[0], stage.stride)
+            for windows in stage.windows:
+                rows, cols = window_grid(windows)
+                if windows > 1 and (size % rows or size % cols):
+                    problems.append(
+                        f"stage {stage.name}: windows={windows} needs a token map divisible by {rows}x{cols}, "
+                        f"but resolution {resolution} gives {size}x{size}; drop that resolution or window choice"
+                    )
+            bias = space.transformer.position_bias_size
+            if stage.is_transformer and bias is not None and size > bias:
+                problems.append(
+                    f"transformer.position_bias_size: {bias} is smaller than stage {stage.name}'s {size}x{size} "
+                    f"token map at resolution {resolution}; use at least {size} or leave it out"
+                )
+    return sorted(set(problems), key=problems.index)

@@ -1,0 +1,122 @@
+"""Typed description of a search space: the stem, the stages with their choice lists, the head.
+
+Everything that shapes a network lives here and comes from a YAML file in ``configs/space/``
+(see :mod:`search_space.loader`); constructors of torch modules read it from these objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class StageKind(str, Enum):
+    """What a stage is made of."""
+
+    CONV = "conv"  # MBConv blocks
+    TRANSFORMER = "transformer"  # one strided MBConv block, then NASViT transformer blocks
+
+
+class NormKind(str, Enum):
+    """Normalisation in transformer blocks."""
+
+    CHANNEL = "channel"  # LayerNorm over channels, per token (the paper)
+    TOKEN_CHANNEL = "token_channel"  # LayerNorm over tokens and channels jointly (the reference code)
+
+
+class ScaleLayout(str, Enum):
+    """How the switchable scaling layers are indexed."""
+
+    PER_CHOICE = "per_choice"  # one scale vector per (stage depth, width choice) (the paper)
+    REFERENCE = "reference"  # one per (stage depth, tokens mod 8), times 8 / C (the reference code)
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    """First conv-BN-activation layer.
+
+    Attributes:
+        kernel: square kernel size.
+        stride: stride of the conv.
+        widths: output-channel choices, ascending.
+    """
+
+    kernel: int
+    stride: int
+    widths: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage and its choice lists (each ascending).
+
+    A ``conv`` stage of depth d is d MBConv blocks, the first with ``stride``. A ``transformer`` stage
+    of depth d is one MBConv block with ``stride`` (kernel and expand ratio searched) followed by d-1
+    transformer blocks at the stage width.
+
+    Attributes:
+        name: identifier used in subnet strings and logs (``s1`` ...).
+        kind: conv or transformer.
+        stride: stride of the first block.
+        se: whether MBConv blocks of this stage use squeeze-excite.
+        widths, depths, kernels, expand_ratios: MBConv choices.
+        mlp_ratios, windows: transformer-block choices (``(1,)`` and ``(1,)`` for conv stages).
+    """
+
+    name: str
+    kind: StageKind
+    stride: int
+    se: bool
+    widths: tuple[int, ...]
+    depths: tuple[int, ...]
+    kernels: tuple[int, ...]
+    expand_ratios: tuple[int, ...]
+    mlp_ratios: tuple[int, ...] = (1,)
+    windows: tuple[int, ...] = (1,)
+
+    @property
+    def is_transformer(self) -> bool:
+        return self.kind is StageKind.TRANSFORMER
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """MBPool head: 1x1 conv to ``expand_ratio * c_in`` - BN - act - pool - 1x1 conv to width - act - linear.
+
+    Attributes:
+        expand_ratio: fixed expansion of the last feature map.
+        widths: choices of the feature width before the classifier.
+        dropout: dropout before the classifier (training only).
+    """
+
+    expand_ratio: int
+    widths: tuple[int, ...]
+    dropout: float
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """Switches of the NASViT transformer block, shared by all transformer stages.
+
+    Attributes:
+        head_dim: query/key dims per head; the number of heads is width / head_dim.
+        v_expansion: value width is ``v_expansion * C`` (each head gets ``head_dim * v_expansion`` value dims).
+        v_dwconv_kernel: kernel of the depthwise conv on the value map.
+        mlp_dwconv: depthwise 3x3 conv between the two linears of each MLP (the paper variant).
+        norm: layer-norm layout.
+        scale_layout: indexing of the switchable scaling layers.
+        scale_init: initial value of every switchable scale.
+        position_bias_size: side R of the largest token map the relative-position table covers;
+            ``None`` sizes it per stage from the largest resolution.
+        norm_eps: epsilon of the layer norms.
+    """
+
+    head_dim: int
+    v_expansion: int
+    v_dwconv_kernel: int
+    mlp_dwconv: bool
+    norm: NormKind
+    scale_layout: ScaleLayout
+    scale_init: float
+    position_bias_size: int | None
+    norm_eps: float

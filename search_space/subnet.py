@@ -1,0 +1,203 @@
+"""``SubnetConfig``: one choice per gene of a search space; frozen, hashable, validated, serialisable.
+
+String form (one line, readable in a log)::
+
+    nasvit:r224:stem16:s1-w16-d1-k3-e1:...:s4-w64-d3-k3-e4-m1-win1:...:head1792
+
+Fields of a stage token: ``w`` width, ``d`` depth, ``k`` kernel, ``e`` expand ratio, and for
+transformer stages ``m`` MLP ratio and ``win`` number of attention windows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from search_space.errors import SpaceError
+
+if TYPE_CHECKING:
+    from search_space.space import SearchSpace
+
+_STAGE_FIELDS = (("w", "width"), ("d", "depth"), ("k", "kernel"), ("e", "expand_ratio"))
+_TRANSFORMER_FIELDS = (("m", "mlp_ratio"), ("win", "windows"))
+_STAGE_TOKEN = re.compile(r"^(?P<name>[A-Za-z0-9_]+)((-[a-z]+\d+)+)$")
+
+
+@dataclass(frozen=True)
+class StageChoice:
+    """The choices of one stage. ``mlp_ratio`` and ``windows`` are 1 for conv stages."""
+
+    width: int
+    depth: int
+    kernel: int
+    expand_ratio: int
+    mlp_ratio: int = 1
+    windows: int = 1
+
+
+@dataclass(frozen=True)
+class SubnetConfig:
+    """A subnet of a search space.
+
+    Construct through :class:`~search_space.space.SearchSpace` (``max_subnet``, ``sample``, ...),
+    :meth:`from_string` or :meth:`from_dict`; direct construction validates against ``space`` too.
+
+    Raises:
+        SpaceError: listing every value that is not allowed by the space.
+    """
+
+    space: SearchSpace = field(compare=False, repr=False)
+    resolution: int
+    stem_width: int
+    stages: tuple[StageChoice, ...]
+    head_width: int
+    space_name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "space_name", self.space.name)
+        object.__setattr__(self, "stages", tuple(self.stages))
+        problems = self.space.check(self)
+        if problems:
+            raise SpaceError(problems, source=f"subnet of space '{self.space.name}'")
+
+    def __str__(self) -> str:
+        tokens = [self.space_name, f"r{self.resolution}", f"stem{self.stem_width}"]
+        for spec, choice in zip(self.space.stages, self.stages):
+            fields = _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())
+            tokens.append(spec.name + "".join(f"-{key}{getattr(choice, attr)}" for key, attr in fields))
+        tokens.append(f"head{self.head_width}")
+        return ":".join(tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``{"space", "resolution", "stem_width", "stages": {name: {...}}, "head_width"}``."""
+        stages = {}
+        for spec, choice in zip(self.space.stages, self.stages):
+            fields = _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())
+            stages[spec.name] = {attr: getattr(choice, attr) for _, attr in fields}
+        return {
+            "space": self.space_name,
+            "resolution": self.resolution,
+            "stem_width": self.stem_width,
+            "stages": stages,
+            "head_width": self.head_width,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def replace(self, **changes: Any) -> SubnetConfig:
+        """A copy with some top-level fields changed (``resolution=...``), validated."""
+        values = {
+            "resolution": self.resolution,
+            "stem_width": self.stem_width,
+            "stages": self.stages,
+            "head_width": self.head_width,
+        }
+        unknown = sorted(set(changes) - set(values))
+        if unknown:
+            raise SpaceError(f"cannot replace {unknown}; replaceable fields are {sorted(values)}")
+        values.update(changes)
+        return SubnetConfig(self.space, **values)
+
+    @classmethod
+    def from_string(cls, text: str, space: SearchSpace | str | None = None) -> SubnetConfig:
+        """Parse the one-line form written by ``str(cfg)``.
+
+        Args:
+            text: the subnet string.
+            space: the space to validate against; by default the one named in the string is loaded.
+
+        Raises:
+            SpaceError: malformed string, or values not allowed by the space.
+        """
+        tokens = text.strip().split(":")
+        if len(tokens) < 4:
+            raise SpaceError(
+                f"malformed subnet string {text!r}: expected 'SPACE:rRES:stemW:<stage tokens>:headW' "
+                "(print one with: nasvit flops --space SPACE --arch max)"
+            )
+        space = _resolve_space(tokens[0], space)
+        stage_tokens = tokens[3:-1]
+        problems = []
+        resolution = _int_after(tokens[1], "r", problems)
+        stem_width = _int_after(tokens[2], "stem", problems)
+        head_width = _int_after(tokens[-1], "head", problems)
+        names = [spec.name for spec in space.stages]
+        if [t.split("-", 1)[0] for t in stage_tokens] != names:
+            problems.append(f"expected stage tokens for {names} in that order, got {stage_tokens}")
+        if problems:
+            raise SpaceError(problems, source=f"subnet string {text!r}")
+        stages = tuple(_parse_stage(token, spec) for token, spec in zip(stage_tokens, space.stages))
+        return cls(space, resolution=resolution, stem_width=stem_width, stages=stages, head_width=head_width)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], space: SearchSpace | str | None = None) -> SubnetConfig:
+        """Inverse of :meth:`to_dict`; also accepts a JSON string.
+
+        Raises:
+            SpaceError: missing or unknown keys, or values not allowed by the space.
+        """
+        if isinstance(data, str):
+            data = json.loads(data)
+        required = {"space", "resolution", "stem_width", "stages", "head_width"}
+        missing, unknown = sorted(required - set(data)), sorted(set(data) - required)
+        if missing or unknown:
+            raise SpaceError(
+                f"subnet dict: missing keys {missing}, unknown keys {unknown}; expected {sorted(required)}"
+            )
+        space = _resolve_space(data["space"], space)
+        names = [spec.name for spec in space.stages]
+        if list(data["stages"]) != names:
+            raise SpaceError(f"subnet dict: expected stages {names} in that order, got {list(data['stages'])}")
+        stages = []
+        for spec in space.stages:
+            entry = dict(data["stages"][spec.name])
+            allowed = {attr for _, attr in _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())}
+            if set(entry) != allowed:
+                raise SpaceError(f"stage {spec.name}: expected keys {sorted(allowed)}, got {sorted(entry)}")
+            stages.append(StageChoice(**entry))
+        return cls(
+            space,
+            resolution=data["resolution"],
+            stem_width=data["stem_width"],
+            stages=tuple(stages),
+            head_width=data["head_width"],
+        )
+
+
+def _resolve_space(name: str, space: SearchSpace | str | None) -> SearchSpace:
+    from search_space.loader import load_space
+
+    if space is None:
+        return load_space(name)
+    if isinstance(space, str):
+        space = load_space(space)
+    if space.name != name:
+        raise SpaceError(f"subnet belongs to space '{name}', not to '{space.name}'; load space '{name}' instead")
+    return space
+
+
+def _int_after(token: str, prefix: str, problems: list[str]) -> int:
+    if token.startswith(prefix) and token[len(prefix) :].isdigit():
+        return int(token[len(prefix) :])
+    problems.append(f"expected '{prefix}<int>', got {token!r}")
+    return -1
+
+
+def _parse_stage(token: str, spec) -> StageChoice:
+    match = _STAGE_TOKEN.match(token)
+    fields = _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())
+    if match is None:
+        raise SpaceError(f"stage token {token!r} is malformed; expected e.g. {_example_token(spec)}")
+    values = dict(re.findall(r"-([a-z]+)(\d+)", token[len(spec.name) :]))
+    expected = [key for key, _ in fields]
+    if sorted(values) != sorted(expected) or len(values) != token.count("-"):
+        raise SpaceError(f"stage token {token!r} needs exactly the fields {expected}; e.g. {_example_token(spec)}")
+    return StageChoice(**{attr: int(values[key]) for key, attr in fields})
+
+
+def _example_token(spec) -> str:
+    text = f"{spec.name}-w{spec.widths[0]}-d{spec.depths[0]}-k{spec.kernels[0]}-e{spec.expand_ratios[0]}"
+    return text + (f"-m{spec.mlp_ratios[0]}-win{spec.windows[0]}" if spec.is_transformer else "")

@@ -1,0 +1,77 @@
+"""Shared fixtures: small hand-made spaces and the shipped ones."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from search_space import available_spaces, load_space
+
+SHIPPED_SPACES = available_spaces()
+
+MINI_SPACE = {
+    "name": "mini",
+    "in_channels": 3,
+    "num_classes": 10,
+    "resolutions": [8, 16],
+    "resize_mode": "bilinear",
+    "activation": "swish",
+    "channel_divisor": 8,
+    "se_reduction": 4,
+    "stem": {"kernel": 3, "stride": 2, "widths": [8, 16]},
+    "stages": [
+        {
+            "name": "c1",
+            "kind": "conv",
+            "stride": 1,
+            "se": True,
+            "widths": [8, 16],
+            "depths": [1, 2],
+            "kernels": [3, 5],
+            "expand_ratios": [1, 2],
+        },
+        {
+            "name": "t1",
+            "kind": "transformer",
+            "stride": 2,
+            "se": False,
+            "widths": [16, 24],
+            "depths": [1, 2, 3],
+            "kernels": [3],
+            "expand_ratios": [2],
+            "mlp_ratios": [1, 2],
+            "windows": [1, 2, 4],
+        },
+    ],
+    "head": {"expand_ratio": 2, "widths": [32, 48], "dropout": 0.0},
+    "transformer": {
+        "head_dim": 8,
+        "v_expansion": 4,
+        "v_dwconv_kernel": 3,
+        "mlp_dwconv": True,
+        "norm": "channel",
+        "scale_layout": "per_choice",
+        "scale_init": 1.0e-5,
+        "position_bias_size": None,
+        "norm_eps": 1e-5,
+    },
+}
+
+
+@pytest.fixture
+def mini_space_dict() -> dict:
+    """A fresh, mutable copy of a two-stage space description (one conv, one transformer stage)."""
+    return copy.deepcopy(MINI_SPACE)
+
+
+@pytest.fixture
+def mini_space():
+    from search_space import parse_space
+
+    return parse_space(copy.deepcopy(MINI_SPACE), source="mini")
+
+
+@pytest.fixture(params=SHIPPED_SPACES)
+def shipped_space(request):
+    return load_space(request.param)
