@@ -1,0 +1,110 @@
+"""Build stems, blocks and heads from sizes; called with elastic ops at maximum sizes by the supernet and
+with standard layers at one subnet's sizes by the static model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from search_space import SearchSpace
+from supernet.blocks import MBConv, TalkingHeadAttention, TransformerBlock
+from supernet.layers import ConvBnAct, MBPoolHead, Mlp, Shortcut, SqueezeExcite, make_activation
+
+
+@dataclass(frozen=True)
+class MBConvSizes:
+    """Sizes an MBConv block is built with (the largest of all choices, for a supernet)."""
+
+    in_channels: int
+    mid_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    expand: bool
+    se_channels: int
+    shortcut_conv: bool
+
+
+@dataclass(frozen=True)
+class TransformerSizes:
+    """Sizes a transformer block is built with (the largest of all choices, for a supernet).
+
+    ``window`` is the window token grid of a static block; ``grid`` the window layout (rows x cols of windows).
+    """
+
+    channels: int
+    value_channels: int
+    mlp_hidden: int
+    window: tuple[int, int]
+    grid: tuple[int, int]
+    table_size: int
+    scale_keys: tuple[str, ...]
+
+
+def build_stem(ops, space: SearchSpace, out_channels: int) -> ConvBnAct:
+    conv = ops.conv(space.in_channels, out_channels, space.stem.kernel, space.stem.stride)
+    return ops.conv_bn_act(conv, ops.batch_norm(out_channels), make_activation(space.activation))
+
+
+def build_mbconv(ops, space: SearchSpace, sizes: MBConvSizes) -> MBConv:
+    act = space.activation
+    mid = sizes.mid_channels
+    expand = nn.Identity()
+    if sizes.expand:
+        conv = ops.conv(sizes.in_channels, mid, 1)
+        expand = ops.optional_conv_bn_act(conv, ops.batch_norm(mid), make_activation(act))
+    depthwise = ops.conv_bn_act(
+        ops.conv(mid, mid, sizes.kernel, sizes.stride, depthwise=True), ops.batch_norm(mid), make_activation(act)
+    )
+    se = nn.Identity()
+    if sizes.se_channels:
+        se = SqueezeExcite(
+            ops.conv(mid, sizes.se_channels, 1, bias=True), ops.conv(sizes.se_channels, mid, 1, bias=True)
+        )
+    project = ops.conv_bn_act(ops.conv(mid, sizes.out_channels, 1), ops.batch_norm(sizes.out_channels), nn.Identity())
+    shortcut_conv = ops.shortcut_conv(sizes.in_channels, sizes.out_channels) if sizes.shortcut_conv else None
+    return MBConv(expand, depthwise, se, project, Shortcut(sizes.stride, shortcut_conv))
+
+
+def build_transformer(ops, space: SearchSpace, sizes: TransformerSizes) -> TransformerBlock:
+    options = space.transformer
+    c, heads = sizes.channels, sizes.channels // options.head_dim
+    over_tokens = options.norm.value == "token_channel"
+    reference_factor = options.scale_layout.value == "reference"
+    attn = TalkingHeadAttention(
+        q=ops.linear(c, c),
+        k=ops.linear(c, c),
+        v=ops.linear(c, sizes.value_channels),
+        v_conv=ops.conv(sizes.value_channels, sizes.value_channels, options.v_dwconv_kernel, depthwise=True),
+        position_bias=ops.position_bias(sizes.window, sizes.table_size, heads),
+        talk_pre=ops.linear(heads, heads),
+        talk_post=ops.linear(heads, heads),
+        act=make_activation(space.activation),
+        proj=ops.linear(sizes.value_channels, c),
+        head_dim=options.head_dim,
+        grid=sizes.grid,
+    )
+
+    def mlp() -> Mlp:
+        hidden = sizes.mlp_hidden
+        dwconv = ops.conv(hidden, hidden, 3, depthwise=True) if options.mlp_dwconv else None
+        return Mlp(ops.linear(c, hidden), make_activation(space.activation), dwconv, ops.linear(hidden, c))
+
+    def norm() -> nn.Module:
+        return ops.layer_norm(c, options.norm_eps, over_tokens)
+
+    def scale() -> nn.Module:
+        return ops.scale(c, list(sizes.scale_keys), options.scale_init, reference_factor)
+
+    return TransformerBlock(norm(), attn, norm(), mlp(), norm(), mlp(), scale(), scale())
+
+
+def build_head(ops, space: SearchSpace, in_channels: int, width: int, num_classes: int) -> MBPoolHead:
+    expand_channels = in_channels * space.head.expand_ratio
+    act = space.activation
+    expand = ops.conv_bn_act(
+        ops.conv(in_channels, expand_channels, 1), ops.batch_norm(expand_channels), make_activation(act)
+    )
+    mix = ops.conv(expand_channels, width, 1)
+    return MBPoolHead(expand, mix, make_activation(act), space.head.dropout, ops.linear(width, num_classes))

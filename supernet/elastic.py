@@ -1,0 +1,174 @@
+"""Elastic ops: each holds its maximum-size weight and runs the active slice.
+
+Leading channels are kept; smaller kernels are centre crops of the largest. Input widths are read from
+the input tensor; output widths, kernel sizes and other choices are ``active_*`` attributes that only
+:meth:`supernet.Supernet.set_active_subnet` writes. ``forward`` never changes them.
+
+Each op has a standard twin used by exported models (``nn.Conv2d`` for :class:`ElasticConv2d`, ...);
+:func:`exported_state` gives the tensors the twin should hold.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from supernet.layers import ConvBnAct, relative_position_index
+
+
+class ElasticConv2d(nn.Conv2d):
+    """Conv with 'same' padding over the leading (active_out, in) channels and a centre-cropped kernel.
+
+    (B, C_in <= max_in, H, W) -> (B, active_out_channels, H', W'); depthwise convs keep C_in channels.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int,
+        stride: int = 1,
+        depthwise: bool = False,
+        bias: bool = False,
+    ):
+        groups = in_channels if depthwise else 1
+        super().__init__(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=bias)
+        self.depthwise = depthwise
+        self.active_out_channels = out_channels
+        self.active_kernel = kernel
+
+    def forward(self, x: Tensor) -> Tensor:
+        in_channels = x.shape[1]
+        out_channels = in_channels if self.depthwise else self.active_out_channels
+        kernel = self.active_kernel
+        start = (self.kernel_size[0] - kernel) // 2
+        weight = self.weight[
+            :out_channels, : 1 if self.depthwise else in_channels, start : start + kernel, start : start + kernel
+        ]
+        bias = self.bias[:out_channels] if self.bias is not None else None
+        groups = in_channels if self.depthwise else 1
+        return F.conv2d(x, weight, bias, self.stride, kernel // 2, 1, groups)
+
+
+class ElasticShortcutConv(ElasticConv2d):
+    """1x1 conv of an MBConv residual path; the identity when the active widths already match."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1] == self.active_out_channels:
+            return x
+        return super().forward(x)
+
+
+class ElasticLinear(nn.Linear):
+    """Linear over the leading (active_out, in) features: (..., in <= max_in) -> (..., active_out_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__(in_features, out_features, bias)
+        self.active_out_features = out_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.active_out_features
+        bias = self.bias[:out] if self.bias is not None else None
+        return F.linear(x, self.weight[:out, : x.shape[-1]], bias)
+
+
+class ElasticBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d over the leading C channels of its statistics and affine parameters: (B, C, H, W)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        channels = x.shape[1]
+        factor = 0.0
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        use_batch_stats = self.training or not self.track_running_stats
+        return F.batch_norm(
+            x,
+            self.running_mean[:channels] if self.running_mean is not None else None,
+            self.running_var[:channels] if self.running_var is not None else None,
+            self.weight[:channels],
+            self.bias[:channels],
+            use_batch_stats,
+            factor,
+            self.eps,
+        )
+
+
+class ElasticLayerNorm(nn.LayerNorm):
+    """LayerNorm over the last dim with the leading C affine entries: (..., C) -> (..., C)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        channels = x.shape[-1]
+        return F.layer_norm(x, (channels,), self.weight[:channels], self.bias[:channels], self.eps)
+
+
+class SkippableConvBnAct(ConvBnAct):
+    """ConvBnAct that passes its input through while ``active`` is False (an MBConv expand with ratio 1)."""
+
+    def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module):
+        super().__init__(conv, bn, act)
+        self.active = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x) if self.active else x
+
+
+class SwitchableScale(nn.Module):
+    """Switchable scaling layer: one learnable per-channel vector per key, the active one scales the branch.
+
+    (..., C) -> (..., C). With ``reference_factor`` the vector is also multiplied by 8 / C (the NASViT
+    reference code's rule). Each vector is its own parameter, so vectors of inactive settings get no gradient.
+    """
+
+    def __init__(self, channels: int, keys: list[str], init: float, reference_factor: bool):
+        super().__init__()
+        if not keys:
+            raise ValueError("a switchable scale needs at least one key")
+        self.vectors = nn.ParameterDict({key: nn.Parameter(torch.full((channels,), init)) for key in keys})
+        self.reference_factor = reference_factor
+        self.active_key = keys[0]
+
+    def active_vector(self, channels: int) -> Tensor:
+        vector = self.vectors[self.active_key][:channels]
+        return vector * (8.0 / channels) if self.reference_factor else vector
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.active_vector(x.shape[-1])
+
+
+class ElasticRelativePositionBias(nn.Module):
+    """Relative-position table for a ``size`` x ``size`` token map, read for the active window: (heads, n, n).
+
+    The table has (2 size - 1)^2 rows and ``heads`` columns; a smaller window reads its centre, which
+    equals cropping the full map's index top-left.
+    """
+
+    def __init__(self, size: int, heads: int):
+        super().__init__()
+        self.size = size
+        self.table = nn.Parameter(torch.zeros((2 * size - 1) ** 2, heads))
+        self.active_heads = heads
+        self.active_window = (size, size)
+        self.register_buffer("active_index", relative_position_index(size, size, size, size), persistent=False)
+
+    def set_window(self, rows: int, cols: int, heads: int) -> None:
+        """Select the window shape and head count; called by ``Supernet.set_active_subnet`` only."""
+        if (rows, cols) != self.active_window:
+            index = relative_position_index(rows, cols, self.size, self.size)
+            self.active_index = index.to(self.active_index.device)
+        self.active_window, self.active_heads = (rows, cols), heads
+
+    def forward(self) -> Tensor:
+        n = self.active_index.shape[0]
+        return self.table[self.active_index.view(-1), : self.active_heads].view(n, n, -1).permute(2, 0, 1)
+
+    def cropped_table(self) -> Tensor:
+        """The table of the active window alone, in the layout of a static ``RelativePositionBias``."""
+        rows, cols = self.active_window
+        side = 2 * self.size - 1
+        grid = self.table.view(side, side, -1)
+        crop = grid[
+            self.size - rows : self.size + rows - 1, self.size - cols : self.size + cols - 1, : self.active_heads
+        ]
+        return crop.reshape(-1, self.active_heads)
