@@ -101,7 +101,7 @@ class Supernet(nn.Module):
         try:
             reference = next(self.parameters())
             static = NASViT(cfg, self.num_classes).to(device=reference.device, dtype=reference.dtype)
-            static.load_state_dict(_exported_state(self, static))
+            static.load_state_dict(exported_state(self, static))
         finally:
             self.set_active_subnet(previous)
         return static.train(self.training)
@@ -182,11 +182,15 @@ def _activate_transformer(block: TransformerBlock, plan: TransformerPlan) -> Non
     block.scale_attn.active_key = block.scale_mlp.active_key = plan.scale_key
 
 
-def _exported_state(supernet: Supernet, static: NASViT) -> dict[str, Tensor]:
+def exported_state(supernet: Supernet, static: NASViT, keep_vars: bool = False) -> dict[str, Tensor]:
     """The static model's state dict filled from the supernet's active subnet: leading slices, centre-cropped
-    kernels, the selected switchable scale and the position table cropped to the window."""
+    kernels, the selected switchable scale and the position table cropped to the window.
+
+    With ``keep_vars`` the values stay attached to the supernet's parameters (autograd can trace which
+    entries of each supernet tensor a subnet uses); otherwise they are detached copies.
+    """
     modules = dict(supernet.named_modules())
-    source = supernet.state_dict()
+    source = supernet.state_dict(keep_vars=keep_vars)
     state = {}
     for key, target in static.state_dict().items():
         module_name, _, _ = key.rpartition(".")
@@ -197,7 +201,7 @@ def _exported_state(supernet: Supernet, static: NASViT) -> dict[str, Tensor]:
             value = module.cropped_table()
         else:
             value = _slice_to(source[key], target.shape)
-        state[key] = value.detach().clone()
+        state[key] = value if keep_vars else value.detach().clone()
     return state
 
 

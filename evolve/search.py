@@ -1,0 +1,255 @@
+"""``run_search``: the generation loop shared by the constrained GA and NSGA-II, with logging and resume.
+
+Why a resumed search ends exactly where an uninterrupted one would:
+
+- generation ``g`` draws only from ``random.Random(f"evolve:{seed}:{g}")``, never from shared RNG state;
+- what a generation does depends only on the searcher's population and the set of subnets seen so far,
+  both rebuilt from the log: the population from the last completed generation's record, the seen set
+  from the candidates of the completed generations;
+- every evaluated candidate is in the log (metrics as JSON floats, which round-trip exactly), so rerunning
+  an interrupted generation proposes the same subnets and finds the logged ones in the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from evolve.breeding import Breeder
+from evolve.budget import Budget
+from evolve.candidate import Candidate
+from evolve.config import SearchConfig
+from evolve.constrained import ConstrainedSearch
+from evolve.errors import BudgetError, SearchError
+from evolve.evaluator import CostEvaluator, Evaluator, LatencyFn
+from evolve.log import SearchLog
+from evolve.nsga2 import NSGA2Search
+from evolve.pareto import candidate_front
+from evolve.ranking import best_per_budget, meets_any
+from evolve.results import GenerationSummary, SearchResult, write_results
+from search_space import SearchSpace, SpaceError, SubnetConfig
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+GenerationFn = Callable[[GenerationSummary], None]
+
+
+class Strategy(Protocol):
+    """What a searcher provides to the generation loop."""
+
+    def initial(self, rng: random.Random, seen: set[str]) -> list[SubnetConfig]:
+        """New subnets of generation 0 (each added to ``seen``)."""
+        ...
+
+    def offspring(self, population: Sequence[Candidate], rng: random.Random, seen: set[str]) -> list[SubnetConfig]:
+        """New subnets bred from ``population`` (each added to ``seen``)."""
+        ...
+
+    def survivors(self, population: Sequence[Candidate], children: Sequence[Candidate]) -> list[Candidate]:
+        """The population the next generation breeds from."""
+        ...
+
+
+def generation_rng(seed: int, generation: int) -> random.Random:
+    """The RNG of one generation: a function of (seed, generation) only, so any generation can be replayed."""
+    return random.Random(f"evolve:{seed}:{generation}")
+
+
+def run_search(
+    space: SearchSpace,
+    evaluator: Evaluator | CostEvaluator,
+    config: SearchConfig,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: ProgressFn | None = None,
+    on_generation: GenerationFn | None = None,
+    latency_fn: LatencyFn | None = None,
+) -> SearchResult:
+    """Search ``space`` for the best subnets under ``config`` (constrained GA or NSGA-II).
+
+    Args:
+        space: the search space.
+        evaluator: scores batches of subnets (see :class:`evolve.Evaluator`); a :class:`CostEvaluator` is
+            used as is (its cache and counters carry over), anything else is wrapped in one.
+        config: the search settings.
+        out_dir: where the log and the results (``pareto.json``, ``best.json``, ``pareto.png``) go; None
+            keeps everything in memory.
+        resume: continue the log in ``out_dir``: completed generations are not redone and logged candidates
+            are not evaluated again; the result equals that of an uninterrupted run.
+        progress: called as ``progress(done, total)`` after each evaluator call with the subnets of the
+            current generation evaluated so far.
+        on_generation: called with a :class:`GenerationSummary` after each generation.
+        latency_fn: ``cfg -> milliseconds``, needed when a budget or objective is ``latency_ms``.
+
+    Raises:
+        BudgetError: a budget that no subnet of the space meets (the smallest attainable value is named).
+        SearchError: inconsistent settings, a bad evaluator result or a log that cannot be resumed.
+    """
+    if resume and out_dir is None:
+        raise SearchError("resume=True needs the out_dir of the search to resume")
+    budgets = config.parsed_budgets
+    scorer = _scorer(space, evaluator, config, latency_fn)
+    _check_attainable(space, budgets, scorer)
+    strategy = _strategy(Breeder(space, scorer, config), config, budgets)
+    log = SearchLog(out_dir, space, config, resume) if out_dir is not None else None
+    try:
+        state = _Loop(config, budgets, scorer, strategy, log, progress, on_generation)
+        if log is not None:
+            state.restore()
+        state.run()
+    finally:
+        if log is not None:
+            log.close()
+    result = state.result(space)
+    if out_dir is not None:
+        write_results(out_dir, result)
+    return result
+
+
+class _Loop:
+    """The generation loop and its state: population, archive (all candidates), history."""
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        budgets: tuple[Budget, ...],
+        scorer: CostEvaluator,
+        strategy: Strategy,
+        log: SearchLog | None,
+        progress: ProgressFn | None,
+        on_generation: GenerationFn | None,
+    ):
+        self.config, self.budgets, self.scorer, self.strategy = config, budgets, scorer, strategy
+        self.log, self.progress, self.on_generation = log, progress, on_generation
+        self.next_generation = 0
+        self.population: list[Candidate] = []
+        self.archive: dict[str, Candidate] = {}
+        self.history: list[GenerationSummary] = []
+
+    def restore(self) -> None:
+        """Rebuild the state after the last completed generation in the log (at most ``config.generations``)."""
+        logged = self.log.logged
+        self.scorer.preload(logged.candidates)
+        lookup = {c.key: c for c in logged.candidates}
+        records = logged.generations[: self.config.generations + 1]
+        for expected, record in enumerate(records):
+            if record.get("generation") != expected:
+                raise SearchError(f"{self.log.out_dir}: generation records are out of order at {record}")
+        if not records:
+            return
+        last = records[-1]["generation"]
+        missing = [key for r in records for key in (*r["population"], *r["best"].values()) if key and key not in lookup]
+        if missing:
+            raise SearchError(
+                f"{self.log.out_dir}: generation records name subnets missing from the log: {missing[:3]}"
+            )
+        self.archive = {c.key: c for c in logged.candidates if c.generation <= last}
+        self.population = [lookup[key] for key in records[-1]["population"]]
+        self.history = [GenerationSummary.from_record(r, lookup) for r in records]
+        self.next_generation = last + 1
+
+    def run(self) -> None:
+        """Run the generations from ``next_generation`` to ``config.generations``, logging each one."""
+        for generation in range(self.next_generation, self.config.generations + 1):
+            rng = generation_rng(self.config.seed, generation)
+            seen = set(self.archive)
+            if generation == 0:
+                proposals = self.strategy.initial(rng, seen)
+            else:
+                proposals = self.strategy.offspring(self.population, rng, seen)
+            new = self._evaluate(proposals, generation)
+            self.archive.update((c.key, c) for c in new)
+            self.population = self.strategy.survivors(self.population, new)
+            summary = self._summary(generation)
+            self.history.append(summary)
+            if self.log is not None:
+                self.log.end_generation(summary, self.population)
+            logger.info(summary.describe(self.config.objective))
+            if self.on_generation is not None:
+                self.on_generation(summary)
+
+    def result(self, space: SearchSpace) -> SearchResult:
+        """The outcome so far: best per budget and the Pareto front over every candidate evaluated."""
+        candidates = sorted(self.archive.values(), key=lambda c: (c.generation, c.key))
+        return SearchResult(
+            space=space,
+            config=self.config,
+            best=best_per_budget(candidates, self.config.objective, self.budgets),
+            pareto=self._front(),
+            population=list(self.population),
+            candidates=candidates,
+            history=list(self.history),
+            evaluations=self.scorer.evaluations,
+            cache_hits=self.scorer.cache_hits,
+        )
+
+    def _evaluate(self, proposals: list[SubnetConfig], generation: int) -> list[Candidate]:
+        done = 0
+
+        def on_batch(fresh: list[Candidate]) -> None:
+            nonlocal done
+            if self.log is not None:
+                self.log.append(fresh)
+            done += len(fresh)
+            if self.progress is not None:
+                self.progress(done, pending)
+
+        pending = sum(1 for cfg in proposals if self.scorer.cached(str(cfg)) is None)
+        return self.scorer.evaluate(proposals, generation, self.config.eval_batch_size, on_batch)
+
+    def _front(self) -> list[Candidate]:
+        feasible = [c for c in self.archive.values() if meets_any(c, self.budgets)]
+        return candidate_front(feasible, self.config.objective, self.config.objectives)
+
+    def _summary(self, generation: int) -> GenerationSummary:
+        return GenerationSummary(
+            generation=generation,
+            best=best_per_budget(list(self.archive.values()), self.config.objective, self.budgets),
+            front_size=len(self._front()),
+            population_size=len(self.population),
+            candidates=len(self.archive),
+            evaluations=self.scorer.evaluations,
+            cache_hits=self.scorer.cache_hits,
+        )
+
+
+def _scorer(
+    space: SearchSpace, evaluator: Evaluator | CostEvaluator, config: SearchConfig, latency_fn: LatencyFn | None
+) -> CostEvaluator:
+    if not isinstance(evaluator, CostEvaluator):
+        return CostEvaluator(space, evaluator, config.objective, latency_fn, config.needs_latency)
+    if evaluator.space is not space or evaluator.objective != config.objective:
+        raise SearchError("the CostEvaluator passed in was built for another space or objective than the search's")
+    if config.needs_latency and evaluator.latency_fn is None:
+        raise SearchError("a latency budget or objective needs a CostEvaluator built with measure_latency=True")
+    return evaluator
+
+
+def _strategy(breeder: Breeder, config: SearchConfig, budgets: tuple[Budget, ...]) -> Strategy:
+    if config.algorithm == "nsga2":
+        return NSGA2Search(breeder, config, budgets)
+    return ConstrainedSearch(breeder, config, budgets)
+
+
+def _check_attainable(space: SearchSpace, budgets: Sequence[Budget], scorer: CostEvaluator) -> None:
+    """Fail before any evaluation on a budget tighter than the smallest subnet's cost."""
+    problems = []
+    for budget in budgets:
+        if budget.is_latency:
+            smallest = scorer.costs(space.min_subnet())["latency_ms"]
+            if smallest > budget.limit:
+                problems.append(
+                    f"budget {budget.label} is unsatisfiable: the smallest subnet of space '{space.name}' "
+                    f"takes {smallest:.4g} ms; loosen the budget"
+                )
+            continue
+        try:
+            space.check_attainable(budget.bounds)
+        except SpaceError as err:
+            problems.extend(f"budget {budget.label}: {p}; loosen the budget" for p in err.problems)
+    if problems:
+        raise BudgetError(problems)

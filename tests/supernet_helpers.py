@@ -1,0 +1,24 @@
+"""Helpers for supernet tests: randomised weights, so residual branches are not silent at init."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def randomize(model: nn.Module, seed: int = 0, std: float = 0.1) -> nn.Module:
+    """Give every parameter, scale and BN statistic a random value (default init zeroes residual branches)."""
+    generator = torch.Generator().manual_seed(seed)
+    for parameter in model.parameters():
+        parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+    for name, buffer in model.named_buffers():
+        if name.endswith("running_mean"):
+            buffer.copy_(torch.randn(buffer.shape, generator=generator) * std)
+        elif name.endswith("running_var"):
+            buffer.copy_(torch.rand(buffer.shape, generator=generator) + 0.5)
+    return model
+
+
+def images(resolution: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(seed))
