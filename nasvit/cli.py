@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
-from nasvit.commands import flops, space
+from nasvit.commands import flops, space, train
 from nasvit.errors import USER_ERRORS
 
-COMMANDS = (space, flops)
+COMMANDS = (space, flops, train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         args.run(args)
     except USER_ERRORS as error:
@@ -35,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nasvit {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    """Turn SIGTERM (a scheduler or `kill`) into KeyboardInterrupt, so runs checkpoint before exiting."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

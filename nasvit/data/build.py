@@ -65,6 +65,7 @@ class DataSplits:
         seed: int | None = None,
         drop_last: bool | None = None,
         distributed: bool = False,
+        skip_batches: int = 0,
     ) -> DataLoader:
         """A loader of ``split`` yielding (B, 3, S, S) float32 images and (B,) int64 labels.
 
@@ -75,6 +76,7 @@ class DataSplits:
             seed: seed of the order; default ``config.seed``.
             drop_last: default: drop the incomplete last batch of ``train`` only.
             distributed: shard over the ranks of the initialised process group.
+            skip_batches: leave out the first batches of this epoch's order (resuming inside an epoch).
         """
         is_train = split == "train"
         return make_loader(
@@ -85,6 +87,7 @@ class DataSplits:
             drop_last=is_train if drop_last is None else drop_last,
             distributed=distributed,
             workers=self.config.workers,
+            skip_batches=skip_batches,
         )
 
 

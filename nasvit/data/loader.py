@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -40,6 +41,24 @@ class SeededShuffleSampler(Sampler[int]):
         return self.num_items
 
 
+class SkipSampler(Sampler[int]):
+    """Another sampler's indices without the first ``skip`` of them (resuming inside an epoch: no image of the
+    skipped batches is loaded)."""
+
+    def __init__(self, sampler: Sampler[int], skip: int) -> None:
+        self.sampler, self.skip = sampler, skip
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -48,6 +67,7 @@ def make_loader(
     drop_last: bool = False,
     distributed: bool = False,
     workers: int = 0,
+    skip_batches: int = 0,
 ) -> DataLoader:
     """A DataLoader yielding ``(images, labels)``: (B, 3, S, S) float32 and (B,) int64.
 
@@ -60,6 +80,7 @@ def make_loader(
         distributed: shard with a ``DistributedSampler`` over the ranks of the initialised process group (one
             replica when none is initialised).
         workers: worker processes; they restart every epoch so that ``set_epoch`` reaches their dataset copy.
+        skip_batches: leave out the first batches of the order (resuming inside an epoch).
     """
     sampler: Sampler[int] | None = None
     if distributed:
@@ -69,6 +90,8 @@ def make_loader(
         )
     elif shuffle:
         sampler = SeededShuffleSampler(len(dataset), seed)
+    if skip_batches:
+        sampler = SkipSampler(sampler if sampler is not None else range(len(dataset)), skip_batches * batch_size)
     return DataLoader(
         dataset,
         batch_size=batch_size,

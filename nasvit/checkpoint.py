@@ -1,0 +1,93 @@
+"""Supernet checkpoints: written atomically, loaded with ``weights_only=True``, checked before use.
+
+A checkpoint is a dict with ``format``, ``model``, ``ema``, ``optimizer``, ``scheduler``, ``scaler``,
+``epoch``, ``step``, ``rng``, ``config`` (the resolved run config) and ``space`` (the search space's YAML
+mapping), so it names what made it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasvit.errors import NasvitError
+
+FORMAT = "nasvit-supernet-checkpoint/1"
+_NAME = re.compile(r"^step(\d{8})\.pt$")
+
+
+class CheckpointError(NasvitError):
+    """A checkpoint that cannot be used: missing, corrupted, foreign, or of another search space."""
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    return checkpoint_dir(run_dir) / f"step{step:08d}.pt"
+
+
+def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename: a reader
+    sees the old file or the complete new one, never a partial write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a supernet checkpoint on the CPU with ``weights_only=True``.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable or corrupted, or not a nasvit supernet checkpoint.
+            The file is left untouched.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        raise CheckpointError(
+            f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200]}); it was left untouched. Resume from an older file in "
+            f"{path.parent} with --resume PATH, or start a new run"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        keys = sorted(payload)[:8] if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is not a nasvit supernet checkpoint (expected format {FORMAT!r}, found {keys}); "
+            "pass a file written by 'nasvit train'"
+        )
+    return payload
+
+
+def latest(run_dir: str | Path) -> Path | None:
+    """The checkpoint with the highest step in ``run_dir``, or None."""
+    folder = checkpoint_dir(run_dir)
+    found = sorted(p for p in folder.glob("step*.pt") if _NAME.match(p.name)) if folder.is_dir() else []
+    return found[-1] if found else None
+
+
+def prune(run_dir: str | Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest checkpoints of ``run_dir``."""
+    folder = checkpoint_dir(run_dir)
+    found = sorted(p for p in folder.glob("step*.pt") if _NAME.match(p.name))
+    for old in found[:-keep]:
+        old.unlink(missing_ok=True)

@@ -1,0 +1,41 @@
+"""``nasvit train``: train a supernet from a config (``configs/train/*.yaml``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from nasvit.config import load_config
+from nasvit.train_config import TrainConfig
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a supernet (sandwich rule, distillation, projection)")
+    parser.add_argument("--config", required=True, help="a YAML file, e.g. configs/train/demo.yaml")
+    parser.add_argument("--out", help="run directory (default: runs/<config name>)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.epochs=5 (repeatable)",
+    )
+    parser.add_argument("--resume", help="'auto' (latest checkpoint in the run directory) or a checkpoint path")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from nasvit.recipes.train import TrainRecipe
+
+    config = load_config(TrainConfig, args.config, args.overrides)
+    run_dir = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    summary = TrainRecipe(config, run_dir, resume=args.resume).run()
+    if "max_top1" in summary:
+        print(
+            f"val top-1 after BN recalibration: largest {summary['max_top1']:.2f}%, "
+            f"smallest {summary['min_top1']:.2f}% (epoch {summary['epoch']}, step {summary['step']})"
+        )
+    print(f"{summary['steps_this_run']} steps in {summary['seconds']:.0f} s; run directory {run_dir}")
+    print(json.dumps({k: v for k, v in summary.items()}))

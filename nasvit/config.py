@@ -1,0 +1,158 @@
+"""Typed configs from YAML: nested frozen dataclasses, ``key=value`` overrides, every problem reported at once.
+
+Values are parsed with ``yaml.safe_load`` only; config text is never executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from nasvit.errors import NasvitError
+from search_space.errors import did_you_mean
+
+T = TypeVar("T")
+
+
+class ConfigError(NasvitError):
+    """A config file or override with unknown keys or invalid values; lists every problem."""
+
+    def __init__(self, problems: list[str], source: str):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"{source}: {len(problems)} problem(s):\n{lines}" if len(problems) > 1 else f"{source}: {problems[0]}"
+        )
+
+
+def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """Read ``path`` (YAML; None = all defaults), apply ``a.b=value`` overrides, and build ``cls``.
+
+    Raises:
+        ConfigError: missing file, invalid YAML, unknown keys (with suggestions) or invalid values, all at once.
+    """
+    source = str(path) if path is not None else "defaults"
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError([f"config file {path} does not exist"], source)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError([f"not valid YAML: {error}"], source) from None
+        if not isinstance(data, dict):
+            raise ConfigError([f"expected a mapping at the top level, got {type(data).__name__}"], source)
+    problems: list[str] = []
+    for override in overrides:
+        _apply_override(data, override, problems)
+    config = build(cls, data, "", problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+def build(cls: type[T], data: Any, where: str, problems: list[str]) -> T | None:
+    """Build dataclass ``cls`` from ``data``, appending problems (``where`` prefixes key paths)."""
+    if not isinstance(data, dict):
+        problems.append(f"{where or 'config'}: expected a mapping, got {data!r}")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            suggestion = did_you_mean(str(key), fields)
+            problems.append(f"{where}{key}: unknown key{suggestion}; allowed keys are {sorted(fields)}")
+    values = {}
+    count = len(problems)
+    for name in fields:
+        if name in data:
+            values[name] = _convert(data[name], hints[name], f"{where}{name}", problems)
+    if len(problems) > count:
+        return None
+    try:
+        return cls(**values)
+    except NasvitError as error:  # the dataclass's own cross-field checks
+        problems.extend(getattr(error, "problems", None) or [f"{where.rstrip('.') or 'config'}: {error}"])
+    except (TypeError, ValueError) as error:
+        problems.append(f"{where.rstrip('.') or 'config'}: {error}")
+    return None
+
+
+def to_dict(config: Any) -> Any:
+    """A plain, YAML/JSON-ready dict of a (nested) config dataclass."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config) if f.init}
+    if isinstance(config, (list, tuple)):
+        return [to_dict(v) for v in config]
+    return config
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def _apply_override(data: dict[str, Any], override: str, problems: list[str]) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        problems.append(f"override {override!r} is not key=value (e.g. optim.lr=0.001)")
+        return
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    target = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        nested = target.setdefault(part, {})
+        if not isinstance(nested, dict):
+            problems.append(f"override {override!r}: {part} is not a section")
+            return
+        target = nested
+    target[parts[-1]] = value
+
+
+def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _convert(value, options[0], where, problems) if len(options) == 1 else value
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, f"{where}.", problems)
+    if origin is typing.Literal:
+        if value not in args:
+            problems.append(f"{where}: {value!r} is not one of {list(args)}{did_you_mean(str(value), map(str, args))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{where}: expected a list, got {value!r}")
+            return value
+        item = args[0] if args else Any
+        converted = [_convert(v, item, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return tuple(converted) if origin is tuple else converted
+    return _scalar(value, hint, where, problems)
+
+
+def _scalar(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
+    if hint is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{where}: expected true or false, got {value!r}")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{where}: expected an integer, got {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{where}: expected a number, got {value!r}")
+        else:
+            return float(value)
+    elif hint is str and not isinstance(value, str):
+        problems.append(f"{where}: expected a string, got {value!r}")
+    return value

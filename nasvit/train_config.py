@@ -1,0 +1,159 @@
+"""Schema of ``nasvit train`` configs (``configs/train/*.yaml``); every field documented with its default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nasvit.data import DataConfig
+from nasvit.errors import NasvitError
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear lr scaling, warm-up then cosine (timm scheduler), gradient clipping.
+
+    Attributes:
+        lr: learning rate per 512 images; the run uses ``lr * global_batch / 512``.
+        weight_decay: AdamW weight decay (the paper uses 0).
+        betas: AdamW betas.
+        epochs: length of the schedule.
+        warmup_epochs: linear warm-up from ``warmup_lr`` (may be fractional).
+        warmup_lr: learning rate at step 0.
+        min_lr: learning rate at the end of the cosine.
+        clip_grad: max global gradient norm; None disables clipping.
+        accumulation: micro-batches per optimiser step.
+    """
+
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    epochs: int = 360
+    warmup_epochs: float = 5.0
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-6
+    clip_grad: float | None = 1.0
+    accumulation: int = 1
+
+
+@dataclass(frozen=True)
+class SandwichConfig:
+    """Subnets per step and the in-place distillation loss.
+
+    Attributes:
+        num_random: random subnets per step besides the largest and the smallest.
+        alpha_min, alpha_max: the adaptive alpha-divergence's alpha range.
+        alpha_clamp: clamp of the importance ratio (p/q)^alpha.
+    """
+
+    num_random: int = 2
+    alpha_min: float = -1.0
+    alpha_max: float = 1.0
+    alpha_clamp: float = 5.0
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """Gradient projection between the largest subnet and the others (NASViT) and the conflict meter.
+
+    Attributes:
+        enabled: project conflicting gradients; off sums them.
+        mode: ``tensor`` (per parameter tensor) or ``global`` (one vector).
+        start_epoch: before this epoch gradients are simply summed.
+        conflict_meter: measure the share of conflicting tensors every step.
+    """
+
+    enabled: bool = True
+    mode: Literal["tensor", "global"] = "tensor"
+    start_epoch: int = 0
+    conflict_meter: bool = True
+
+
+@dataclass(frozen=True)
+class EmaConfig:
+    """Exponential moving average of the supernet weights (timm ``ModelEmaV3``, with warm-up).
+
+    Attributes:
+        enabled: keep an EMA; evaluation and the final export use it.
+        decay: EMA decay per optimiser step.
+    """
+
+    enabled: bool = True
+    decay: float = 0.9998
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Optional external teacher whose soft labels replace the largest subnet's hard labels.
+
+    Attributes:
+        model: a timm model name (built without hub weights).
+        checkpoint: a local weights file for it (required with ``model``).
+    """
+
+    model: str | None = None
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Per-epoch evaluation of the smallest and largest subnets after BN recalibration.
+
+    Attributes:
+        every_epochs: evaluate every this many epochs (and after the last).
+        bn_batches: training batches (un-augmented) for BN recalibration.
+        batch_size: batch size of recalibration and validation.
+    """
+
+    every_epochs: int = 1
+    bn_batches: int = 8
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``nasvit train`` needs; written resolved into the run directory and every checkpoint.
+
+    Attributes:
+        space: search space name or YAML path.
+        seed: seeds data order, augmentation, subnet sampling and initialisation.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        precision: ``fp32``, ``bf16`` (autocast, CPU or GPU) or ``fp16`` (autocast with a grad scaler, GPU).
+        channels_last: use the channels-last memory format (helps convs on GPUs).
+        max_steps: stop after this many optimiser steps (None: run the schedule); the schedule is unchanged.
+        max_nan_skips: stop with an error after this many consecutive steps with a non-finite loss.
+        log_every: steps between scalar logs.
+        checkpoint_every_steps: also checkpoint every this many steps (None: at epoch ends only).
+    """
+
+    space: str = "tiny"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = False
+    max_steps: int | None = None
+    max_nan_skips: int = 5
+    log_every: int = 10
+    checkpoint_every_steps: int | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sandwich: SandwichConfig = field(default_factory=SandwichConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if (self.teacher.model is None) != (self.teacher.checkpoint is None):
+            problems.append("teacher: give both teacher.model and teacher.checkpoint, or neither")
+        if self.optim.accumulation < 1 or self.optim.epochs < 1:
+            problems.append("optim: epochs and accumulation must be at least 1")
+        if self.sandwich.num_random < 0:
+            problems.append(f"sandwich.num_random: {self.sandwich.num_random} must be >= 0")
+        if self.max_nan_skips < 1:
+            problems.append(f"max_nan_skips: {self.max_nan_skips} must be >= 1")
+        if problems:
+            error = NasvitError("; ".join(problems))
+            error.problems = problems
+            raise error

@@ -1,0 +1,56 @@
+"""A search space back to the plain dict of its YAML file (stored in checkpoints, re-read by ``parse_space``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search_space.space import SearchSpace
+
+
+def space_to_dict(space: SearchSpace) -> dict[str, Any]:
+    """The YAML mapping ``parse_space`` builds ``space`` from: ``parse_space(space_to_dict(s)) == s``."""
+    stages = []
+    for stage in space.stages:
+        entry: dict[str, Any] = {
+            "name": stage.name,
+            "kind": stage.kind.value,
+            "stride": stage.stride,
+            "se": stage.se,
+            "widths": list(stage.widths),
+            "depths": list(stage.depths),
+            "kernels": list(stage.kernels),
+            "expand_ratios": list(stage.expand_ratios),
+        }
+        if stage.is_transformer:
+            entry.update(mlp_ratios=list(stage.mlp_ratios), windows=list(stage.windows))
+        stages.append(entry)
+    options = space.transformer
+    return {
+        "name": space.name,
+        "description": space.description,
+        "in_channels": space.in_channels,
+        "num_classes": space.num_classes,
+        "resolutions": list(space.resolutions),
+        "resize_mode": space.resize_mode,
+        "activation": space.activation,
+        "channel_divisor": space.channel_divisor,
+        "se_reduction": space.se_reduction,
+        "stem": {"kernel": space.stem.kernel, "stride": space.stem.stride, "widths": list(space.stem.widths)},
+        "stages": stages,
+        "head": {
+            "expand_ratio": space.head.expand_ratio,
+            "widths": list(space.head.widths),
+            "dropout": space.head.dropout,
+        },
+        "transformer": {
+            "head_dim": options.head_dim,
+            "v_expansion": options.v_expansion,
+            "v_dwconv_kernel": options.v_dwconv_kernel,
+            "mlp_dwconv": options.mlp_dwconv,
+            "norm": options.norm.value,
+            "scale_layout": options.scale_layout.value,
+            "scale_init": options.scale_init,
+            "position_bias_size": options.position_bias_size,
+            "norm_eps": options.norm_eps,
+        },
+    }

@@ -1,0 +1,175 @@
+"""Supernet training: resume exactness, outputs, bad inputs, NaN handling, the ImageNet config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from nasvit import checkpoint
+from nasvit.cli import main
+from nasvit.config import ConfigError, load_config
+from nasvit.errors import NasvitError
+from nasvit.recipes.train import TrainingError, TrainRecipe
+from nasvit.train_config import TrainConfig
+
+DEMO = "configs/train/demo.yaml"
+FAST = [  # 9 steps per epoch on digits; one random subnet per step
+    "data.batch_size=128",
+    "sandwich.num_random=1",
+    "optim.epochs=2",
+    "optim.warmup_epochs=0.5",
+    "eval.every_epochs=1",
+    "eval.bn_batches=2",
+]
+
+
+def fast_config(*overrides: str) -> TrainConfig:
+    return load_config(TrainConfig, DEMO, [*FAST, *overrides])
+
+
+def test_resume_gives_identical_weights(tmp_path):
+    straight = TrainRecipe(fast_config("max_steps=12"), tmp_path / "straight")
+    straight.run()
+    TrainRecipe(fast_config("max_steps=6"), tmp_path / "split").run()
+    resumed = TrainRecipe(fast_config("max_steps=12"), tmp_path / "split", resume="auto")
+    summary = resumed.run()
+    assert summary["steps_this_run"] == 6 and summary["steps"] == 12
+    expected, actual = straight.net.state_dict(), resumed.net.state_dict()
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    # both crossed the epoch boundary at step 9 and evaluated there
+    lines = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [9]
+
+
+def test_run_directory_outputs(tmp_path):
+    summary = TrainRecipe(fast_config("optim.epochs=1", "log_every=3"), tmp_path).run()
+    assert summary["steps"] == 9 and 0 <= summary["min_top1"] <= 100 and 0 <= summary["max_top1"] <= 100
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"epoch", "step", "min_top1", "max_top1"} <= set(record)
+    assert load_config(TrainConfig, tmp_path / "config.yaml") == fast_config("optim.epochs=1", "log_every=3")
+    assert "val top-1 min" in (tmp_path / "train.log").read_text()
+    state = checkpoint.load(checkpoint.latest(tmp_path))
+    assert state["step"] == 9 and state["config"]["space"] == "tiny" and state["space"]["name"] == "tiny"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/max", "loss/min", "loss/random0", "lr", "grad_norm", "images_per_second", "conflict/overall"} <= tags
+    assert {"conflict/s1", "conflict/s4", "conflict/head", "val/max_top1"} <= tags
+
+
+def test_loss_falls():
+    recipe = TrainRecipe(fast_config("max_steps=12", "optim.warmup_epochs=0"), Path("/tmp/nasvit-test-loss"))
+    recipe.run()
+    losses = recipe.largest_losses
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.05, losses
+
+
+def test_unknown_config_key_is_suggested():
+    with pytest.raises(ConfigError, match=r'optim.lrr: unknown key \(did you mean "lr"\?\)'):
+        fast_config("optim.lrr=0.1")
+
+
+def test_cli_reports_bad_config_in_one_line(capsys):
+    assert main(["train", "--config", DEMO, "--set", "optim.epochs=zero"]) == 2
+    assert "optim.epochs: expected an integer, got 'zero'" in capsys.readouterr().err
+
+
+def test_missing_dataset_path(tmp_path):
+    with pytest.raises(NasvitError, match="does not exist"):
+        TrainRecipe(fast_config(f"data.dataset={tmp_path / 'nothing'}"), tmp_path / "run").run()
+
+
+def test_missing_teacher_file(tmp_path):
+    config = fast_config("teacher.model=resnet18", f"teacher.checkpoint={tmp_path / 'teacher.pth'}")
+    with pytest.raises(NasvitError, match=r"teacher.checkpoint .*teacher.pth does not exist"):
+        TrainRecipe(config, tmp_path / "run").run()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a checkpoint at all", "is corrupted or not a PyTorch checkpoint"),
+        (None, "is not a nasvit supernet checkpoint"),
+    ],
+)
+def test_corrupted_or_foreign_checkpoint_is_refused_and_kept(tmp_path, content, message):
+    path = checkpoint.checkpoint_path(tmp_path, 5)
+    path.parent.mkdir(parents=True)
+    if content is None:
+        torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        TrainRecipe(fast_config(), tmp_path, resume="auto").run()
+    assert path.read_bytes() == before and checkpoint.latest(tmp_path) == path
+
+
+def test_checkpoint_of_another_space_is_refused(tmp_path):
+    TrainRecipe(fast_config("max_steps=1"), tmp_path).run()
+    other = tmp_path / "space.yaml"
+    text = (
+        Path("configs/space/tiny.yaml").read_text().replace("name: tiny", "name: tiny2").replace("[128, 192]", "[128]")
+    )
+    other.write_text(text)
+    with pytest.raises(checkpoint.CheckpointError, match="trained on search space 'tiny'"):
+        TrainRecipe(fast_config(f"space={other}", "max_steps=2"), tmp_path, resume="auto").run()
+
+
+def test_non_finite_loss_is_skipped_then_stops(tmp_path, monkeypatch):
+    original = TrainRecipe._prepare
+
+    def poisoned(self, images, labels):
+        images, targets = original(self, images, labels)
+        return (images * float("nan") if self.step >= 2 else images), targets
+
+    monkeypatch.setattr(TrainRecipe, "_prepare", poisoned)
+    recipe = TrainRecipe(fast_config("max_nan_skips=3", "checkpoint_every_steps=2"), tmp_path)
+    with pytest.raises(TrainingError, match="not finite for 3 consecutive steps") as info:
+        recipe.run()
+    good = checkpoint.checkpoint_path(tmp_path, 2)
+    assert str(good) in str(info.value)
+    assert checkpoint.load(good)["step"] == 2 and checkpoint.latest(tmp_path) == good
+    assert all(torch.isfinite(p).all() for p in recipe.net.parameters())  # no update from a NaN step
+
+
+def _fake_image_folder(root: Path, classes: int = 2, per_class: int = 4) -> None:
+    generator = torch.Generator().manual_seed(0)
+    for split in ("train", "validation"):
+        for c in range(classes):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = (torch.rand(40, 48, 3, generator=generator) * 255).to(torch.uint8).numpy()
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+def test_imagenet_config_builds_and_runs_one_step(tmp_path):
+    _fake_image_folder(tmp_path / "imagenet")
+    overrides = [
+        f"data.dataset={tmp_path / 'imagenet'}",
+        "data.batch_size=2",
+        "data.workers=0",
+        "data.search_per_class=1",
+        "data.image_size=192",
+        "device=cpu",
+        "channels_last=false",
+        "max_steps=1",
+        "eval.bn_batches=1",
+        "eval.batch_size=2",
+    ]
+    config = load_config(TrainConfig, "configs/train/nasvit_imagenet.yaml", overrides)
+    assert config.space == "nasvit" and config.optim.epochs == 360 and config.ema.enabled
+    recipe = TrainRecipe(config, tmp_path / "run")
+    summary = recipe.run()
+    assert summary["steps"] == 1 and len(recipe.largest_losses) == 1
+    assert recipe.data.num_classes == 2 and recipe.net.space.name == "nasvit"
+    assert checkpoint.load(checkpoint.latest(tmp_path / "run"))["step"] == 1
