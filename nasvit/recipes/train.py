@@ -215,6 +215,7 @@ class TrainRecipe:
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        distributed.broadcast_module(self.net, buffers_only=True)  # BN statistics of rank 0 everywhere
         if self.ema is not None:
             self.ema.update(self.net, step=self.step)
         return float(norm)

@@ -1,0 +1,54 @@
+"""Two CPU processes with gloo, as torchrun would start them: identical weights on both ranks, falling loss."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import torch
+import torch.multiprocessing as mp
+
+from nasvit import checkpoint
+from nasvit.config import load_config
+from nasvit.recipes.train import TrainRecipe
+from nasvit.train_config import TrainConfig
+
+OVERRIDES = [
+    "device=cpu",
+    "data.batch_size=32",  # per rank: global batch 64
+    "sandwich.num_random=1",
+    "optim.epochs=1",
+    "optim.warmup_epochs=0",
+    "max_steps=8",
+    "eval.bn_batches=1",
+    "eval.batch_size=64",
+]
+
+
+def _worker(rank: int, world_size: int, port: int, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    torch.set_num_threads(1)
+    recipe = TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", OVERRIDES), Path(out) / "run")
+    recipe.run()
+    torch.save({"state": recipe.net.state_dict(), "losses": recipe.largest_losses}, Path(out) / f"rank{rank}.pt")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_processes_agree_and_learn(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for key, value in first["state"].items():
+        assert torch.equal(value, second["state"][key]), key
+    losses = first["losses"]
+    assert len(losses) == 8 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
+    # only rank 0 wrote the run directory
+    assert checkpoint.load(checkpoint.latest(tmp_path / "run"))["step"] == 8
+    assert not list((tmp_path / "run").glob("*rank1*"))
