@@ -24,8 +24,15 @@ from supernet.training.sandwich import SandwichStep, parameter_groups, sample_su
 
 def timed_step(step: SandwichStep, optimizer, batch, subnets, enabled: bool) -> float:
     start = time.perf_counter()
-    step.run([batch], subnets, _no_autocast, lambda loss: loss, project=enabled, projection_mode="tensor",
-             measure_conflicts=enabled)
+    step.run(
+        [batch],
+        subnets,
+        _no_autocast,
+        lambda loss: loss,
+        project=enabled,
+        projection_mode="tensor",
+        measure_conflicts=enabled,
+    )
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return time.perf_counter() - start

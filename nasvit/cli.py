@@ -7,10 +7,10 @@ import logging
 import signal
 import sys
 
-from nasvit.commands import flops, space, train
+from nasvit.commands import flops, search, space, train
 from nasvit.errors import USER_ERRORS
 
-COMMANDS = (space, flops, train)
+COMMANDS = (space, flops, train, search)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,53 @@
+"""``nasvit search``: evolutionary search over a trained supernet (``configs/search/*.yaml``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from nasvit.config import load_config
+from nasvit.search_config import SearchRunConfig
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("search", help="search subnets under budgets (constrained GA or NSGA-II)")
+    parser.add_argument("--config", required=True, help="a YAML file, e.g. configs/search/demo.yaml")
+    parser.add_argument("--checkpoint", required=True, help="a supernet checkpoint written by nasvit train")
+    parser.add_argument("--out", help="output directory (default: runs/search-<config name>)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set evolve.generations=5 (repeatable)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the search logged in --out")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from nasvit.recipes.search import SearchRecipe
+
+    config = load_config(SearchRunConfig, args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / f"search-{Path(args.config).stem}"
+    summary = SearchRecipe(config, args.checkpoint, out, resume=args.resume).run()
+    if not summary:
+        return
+    for label, best in summary["best"].items():
+        if best is None:
+            print(f"{label}: no feasible subnet found")
+        else:
+            print(
+                f"{label}: top-1 {best['top1']:.2f}% at {best['macs'] / 1e6:.2f}M MACs, {best['params'] / 1e6:.3f}M "
+                f"params  {best['subnet']}"
+            )
+    calibration, measuring = summary["calibration_seconds"], summary["accuracy_seconds"]
+    share = calibration / max(calibration + measuring, 1e-9)
+    print(
+        f"{summary['evaluations']} evaluations in {summary['seconds']:.0f} s "
+        f"({summary['evaluations_per_minute']:.0f}/min, {100 * share:.0f}% of evaluation time in BN recalibration); "
+        f"files in {out}"
+    )
+    print(json.dumps(summary))

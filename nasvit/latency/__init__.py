@@ -1,0 +1,5 @@
+"""Latency of subnets on the device they will run on: direct measurement and per-block lookup tables."""
+
+from nasvit.latency.measure import LatencySettings, measure_latency, measure_model_latency
+
+__all__ = ["LatencySettings", "measure_latency", "measure_model_latency"]

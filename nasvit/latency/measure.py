@@ -1,0 +1,61 @@
+"""Measured latency: build the static subnet, warm up, report the median of timed runs."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from search_space import SubnetConfig
+from supernet import NASViT
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How latency is measured.
+
+    Attributes:
+        batch_size: images per forward pass.
+        threads: CPU threads (None: leave torch's setting).
+        dtype: ``float32`` or ``bfloat16``.
+        warmup: untimed runs first.
+        repeats: timed runs; the median is reported.
+        device: ``cpu`` or ``cuda``.
+    """
+
+    batch_size: int = 1
+    threads: int | None = None
+    dtype: str = "float32"
+    warmup: int = 5
+    repeats: int = 20
+    device: str = "cpu"
+
+
+@torch.inference_mode()
+def measure_model_latency(model: nn.Module, resolution: int, settings: LatencySettings) -> float:
+    """Median milliseconds of one forward pass of ``model`` on (batch, 3, resolution, resolution) inputs."""
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    dtype = getattr(torch, settings.dtype)
+    device = torch.device(settings.device)
+    model = model.to(device=device, dtype=dtype).eval()
+    x = torch.randn(settings.batch_size, 3, resolution, resolution, device=device, dtype=dtype)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(settings.warmup):
+        model(x)
+    synchronize()
+    times = []
+    for _ in range(settings.repeats):
+        start = time.perf_counter()
+        model(x)
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def measure_latency(cfg: SubnetConfig, settings: LatencySettings) -> float:
+    """Median milliseconds of the static model of ``cfg`` (weights do not matter for timing)."""
+    return measure_model_latency(NASViT(cfg), cfg.resolution, settings)

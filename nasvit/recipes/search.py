@@ -1,0 +1,203 @@
+"""``nasvit search``: evolutionary search over a trained supernet under cost and latency budgets.
+
+Writes ``candidates.jsonl``, ``pareto.json``, ``best.json``, ``pareto.png`` and tensorboard scalars into the
+output directory; ``resume=True`` continues an interrupted search without evaluating anything again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from evolve import GenerationSummary, SearchResult, parse_budget, run_search
+from nasvit import checkpoint, distributed
+from nasvit.config import build, dump_yaml
+from nasvit.data import DataConfig, build_data, fixed_batches
+from nasvit.errors import NasvitError
+from nasvit.search_config import SearchRunConfig
+from nasvit.search_evaluator import DistributedEvaluator, SupernetEvaluator
+from search_space import COST_METRICS, SearchSpace, load_space, parse_space
+from supernet import Supernet
+
+logger = logging.getLogger(__name__)
+
+
+class SearchRecipe:
+    """Search as one object: :meth:`setup`, :meth:`search`, :meth:`cleanup` (or :meth:`run` for all three).
+
+    Args:
+        config: the search config.
+        checkpoint_path: a supernet checkpoint written by ``nasvit train``.
+        out_dir: where the search files go.
+        resume: continue the search logged in ``out_dir``.
+    """
+
+    def __init__(self, config: SearchRunConfig, checkpoint_path: str | Path, out_dir: str | Path, resume: bool = False):
+        self.config, self.checkpoint_path, self.out_dir, self.resume = (
+            config,
+            Path(checkpoint_path),
+            Path(out_dir),
+            resume,
+        )
+
+    def setup(self) -> None:
+        config = self.config
+        state = checkpoint.load(self.checkpoint_path)
+        self.space = parse_space(state["space"], source=f"{self.checkpoint_path} (space)")
+        _check_space(config.space, self.space, self.checkpoint_path)
+        _check_budgets_attainable(config.evolve.budgets, self.space)
+        self.ctx = distributed.init(config.device)
+        self.net = Supernet(self.space, state["num_classes"]).to(self.ctx.device)
+        weights = state["ema"] if config.eval.use_ema and state.get("ema") is not None else state["model"]
+        self.net.load_state_dict(weights)
+        data_config = config.data or _checkpoint_data_config(state)
+        data = build_data(data_config)
+        if data.num_classes != state["num_classes"]:
+            raise NasvitError(
+                f"the data has {data.num_classes} classes but the checkpoint's classifier has {state['num_classes']}"
+            )
+        calibration = fixed_batches(data.train_eval, config.eval.bn_batches, config.eval.batch_size, data_config.seed)
+        held_out = fixed_batches(data.dataset(config.eval.split), None, config.eval.batch_size, data_config.seed)
+        self.local = SupernetEvaluator(self.net, calibration, held_out, self._autocast)
+        distributed_run = self.ctx.distributed
+        self.evaluator = DistributedEvaluator(self.local, self.space) if distributed_run else self.local
+        self.latency_fn = build_latency_fn(config, self.space) if config.evolve.needs_latency else None
+        if self.ctx.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "search_config.yaml").write_text(dump_yaml(config))
+            logger.info(
+                "searching %s (%s) with %s: budgets %s, %d held-out images, %d calibration batches",
+                self.space.name,
+                self.checkpoint_path,
+                config.evolve.algorithm,
+                config.evolve.budgets,
+                sum(len(labels) for _, labels in held_out),
+                len(calibration),
+            )
+
+    def search(self) -> dict[str, Any]:
+        """Run the search (rank 0) or serve evaluations (other ranks); returns a summary on rank 0."""
+        if not self.ctx.is_main:
+            self.evaluator.serve()
+            return {}
+        writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+        bar = tqdm(desc="generation 0", unit="subnet", dynamic_ncols=True, leave=False)
+        started = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        def on_generation(summary: GenerationSummary) -> None:
+            tqdm.write(summary.describe())
+            for label, candidate in summary.best.items():
+                if candidate is not None:
+                    writer.add_scalar(f"best_top1/{label}", candidate.metrics["top1"], summary.generation)
+            writer.add_scalar("front_size", summary.front_size, summary.generation)
+            writer.add_scalar("evaluations", summary.evaluations, summary.generation)
+            bar.reset()
+            bar.set_description(f"generation {summary.generation + 1}")
+
+        try:
+            result = run_search(
+                self.space,
+                self.evaluator,
+                self.config.evolve,
+                out_dir=self.out_dir,
+                resume=self.resume,
+                progress=progress,
+                on_generation=on_generation,
+                latency_fn=self.latency_fn,
+            )
+        finally:
+            bar.close()
+            writer.close()
+            if isinstance(self.evaluator, DistributedEvaluator):
+                self.evaluator.close()
+        return self._summary(result, time.perf_counter() - started)
+
+    def _summary(self, result: SearchResult, seconds: float) -> dict[str, Any]:
+        best = {
+            label: None if c is None else {"subnet": c.key, "top1": c.metrics["top1"], **c.costs}
+            for label, c in result.best.items()
+        }
+        return {
+            "best": best,
+            "pareto_size": len(result.pareto),
+            "evaluations": result.evaluations,
+            "cache_hits": result.cache_hits,
+            "seconds": seconds,
+            "evaluations_per_minute": 60.0 * result.evaluations / max(seconds, 1e-9),
+            "calibration_seconds": self.local.seconds["calibration"],
+            "accuracy_seconds": self.local.seconds["accuracy"],
+        }
+
+    def _autocast(self):
+        if self.config.precision == "bf16":
+            return torch.autocast(self.ctx.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def cleanup(self) -> None:
+        distributed.cleanup()
+
+    def run(self) -> dict[str, Any]:
+        try:
+            self.setup()
+            return self.search()
+        finally:
+            self.cleanup()
+
+
+def build_latency_fn(config: SearchRunConfig, space: SearchSpace):
+    """``cfg -> milliseconds`` from the configured latency source."""
+    from nasvit.latency import LatencySettings, measure_latency
+
+    latency = config.latency
+    if latency.source == "measure":
+        settings = LatencySettings(batch_size=latency.batch_size, threads=latency.threads, repeats=latency.repeats)
+        return lambda cfg: measure_latency(cfg, settings)
+    if latency.lut is None:
+        raise NasvitError(
+            "a latency_ms budget with latency.source=lut needs latency.lut=<table from nasvit latency build-lut>"
+        )
+    from nasvit.latency.lut import LatencyTable
+
+    table = LatencyTable.load(latency.lut, space)
+    return table.predict
+
+
+def _check_space(expected: str | None, actual: SearchSpace, path: Path) -> None:
+    if expected is None:
+        return
+    wanted = load_space(expected)
+    if wanted != actual:
+        raise checkpoint.CheckpointError(
+            f"checkpoint {path} holds a supernet of space '{actual.name}', but the search config asks for "
+            f"'{wanted.name}'; pass a checkpoint trained on '{wanted.name}' or drop the space setting"
+        )
+
+
+def _check_budgets_attainable(budgets: list[str], space: SearchSpace) -> None:
+    """Fail before loading anything when a cost budget is tighter than the smallest subnet."""
+    for text in budgets:
+        budget = parse_budget(text)
+        if budget.metric in COST_METRICS:
+            space.check_attainable({budget.metric: (None, budget.limit)})
+
+
+def _checkpoint_data_config(state: dict[str, Any]) -> DataConfig:
+    problems: list[str] = []
+    data = build(DataConfig, state["config"]["data"], "checkpoint data.", problems)
+    if problems:
+        raise NasvitError(
+            f"the checkpoint's data config is not usable here: {problems}; give data: in the search config"
+        )
+    return data

@@ -1,0 +1,66 @@
+"""Schema of ``nasvit search`` configs (``configs/search/*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from evolve import SearchConfig
+from nasvit.data import DataConfig
+
+
+@dataclass(frozen=True)
+class CandidateEvalConfig:
+    """How each candidate is scored.
+
+    Attributes:
+        bn_batches: un-augmented training batches for BN recalibration (fixed, held in memory).
+        batch_size: batch size of recalibration and of the held-out split.
+        split: the split candidates are ranked on: ``search`` (held out of training) or ``val``.
+        use_ema: use the checkpoint's EMA weights when it has them.
+    """
+
+    bn_batches: int = 4
+    batch_size: int = 128
+    split: Literal["search", "val"] = "search"
+    use_ema: bool = True
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """Where ``latency_ms`` budgets and objectives get their numbers.
+
+    Attributes:
+        source: ``lut`` (a per-block lookup table built by ``nasvit latency build-lut``) or ``measure``
+            (time each candidate's static model here).
+        lut: path of the lookup table (``source: lut``).
+        batch_size, threads, repeats: measurement settings (``source: measure``).
+    """
+
+    source: Literal["lut", "measure"] = "lut"
+    lut: str | None = None
+    batch_size: int = 1
+    threads: int | None = None
+    repeats: int = 20
+
+
+@dataclass(frozen=True)
+class SearchRunConfig:
+    """Everything ``nasvit search`` needs besides the checkpoint.
+
+    Attributes:
+        space: expected search space (None: the checkpoint's); a checkpoint of another space is refused.
+        device, precision: where and how candidates are evaluated.
+        data: the dataset (None: the one the checkpoint was trained on).
+        eval: candidate scoring.
+        latency: latency source for ``latency_ms`` budgets.
+        evolve: the evolutionary search itself (budgets, algorithm, population, generations, ...).
+    """
+
+    space: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    data: DataConfig | None = None
+    eval: CandidateEvalConfig = field(default_factory=CandidateEvalConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    evolve: SearchConfig = field(default_factory=SearchConfig)
