@@ -5,3 +5,10 @@ network and its static twins), ``evolve`` (evolutionary searchers) and this one 
 """
 
 __version__ = "0.1.0"
+
+
+def load_model(directory):
+    """The exported model in ``directory`` (see :func:`nasvit.export.load_model`)."""
+    from nasvit.export import load_model as load
+
+    return load(directory)

@@ -1,48 +1,89 @@
-"""Resolve a user's ARCH argument into a :class:`SubnetConfig`."""
+"""Resolve a user's ARCH argument into a :class:`SubnetConfig` (and the metrics a search recorded for it)."""
 
 from __future__ import annotations
 
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from nasvit.errors import NasvitError
 from search_space import SearchSpace, SubnetConfig
 
 
 def resolve_arch(space: SearchSpace, arch: str, seed: int = 0) -> SubnetConfig:
-    """Turn ``min``, ``max``, ``random``, a subnet string or a subnet JSON file into a config of ``space``.
+    """The subnet ``arch`` names (see :func:`resolve_arch_entry`)."""
+    return resolve_arch_entry(space, arch, seed)[0]
+
+
+def resolve_arch_entry(space: SearchSpace, arch: str, seed: int = 0) -> tuple[SubnetConfig, dict[str, Any]]:
+    """Turn ARCH into a config of ``space`` plus whatever metrics its source recorded (empty if none).
 
     Args:
         space: the space the subnet must belong to.
-        arch: ``min`` | ``max`` | ``random`` | a subnet string (``str(cfg)``) | a path to a JSON file
-            holding a subnet dict (``cfg.to_dict()``) or an object with a ``"subnet"`` entry.
+        arch: ``min`` | ``max`` | ``random`` | a subnet string (``str(cfg)``) | a JSON file holding a subnet
+            dict (``cfg.to_dict()``) or ``{"subnet": ...}`` | a search's ``best.json`` or ``pareto.json``,
+            with ``#SELECTOR`` choosing an entry: a budget label (``best.json#macs<=300M``) or an index
+            (``pareto.json#0``); without it the file must hold exactly one entry.
         seed: seed of ``random``.
 
     Raises:
-        NasvitError: the file does not exist or holds no subnet.
+        NasvitError: the file does not exist, holds no subnet, or the selector matches no entry.
         SpaceError: the subnet is malformed or not in ``space``.
     """
-    if arch == "min":
-        return space.min_subnet()
-    if arch == "max":
-        return space.max_subnet()
+    if arch in ("min", "max"):
+        return (space.min_subnet() if arch == "min" else space.max_subnet()), {}
     if arch == "random":
-        return space.sample(random.Random(seed))
-    if arch.endswith(".json"):
-        path = Path(arch)
-        if not path.is_file():
-            raise NasvitError(f"subnet file {arch} does not exist")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise NasvitError(f"{arch} is not valid JSON: {error}") from None
-        return subnet_from_json(data, space, source=arch)
+        return space.sample(random.Random(seed)), {}
+    path_text, _, selector = arch.partition("#")
+    if path_text.endswith(".json"):
+        return _from_json_file(space, Path(path_text), selector or None)
     if ":" not in arch:
         raise NasvitError(
             f"ARCH {arch!r} is not min, max, random, a subnet string (SPACE:r...:head...) or a .json file"
         )
-    return SubnetConfig.from_string(arch, space)
+    return SubnetConfig.from_string(arch, space), {}
+
+
+def _from_json_file(space: SearchSpace, path: Path, selector: str | None) -> tuple[SubnetConfig, dict[str, Any]]:
+    if not path.is_file():
+        raise NasvitError(f"subnet file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise NasvitError(f"{path} is not valid JSON: {error}") from None
+    entries = _entries(data)
+    if entries is None:
+        return subnet_from_json(data, space, source=str(path)), {}
+    entry = _select(entries, selector, path)
+    metrics = dict(entry.get("metrics", {}))
+    return SubnetConfig.from_string(entry["subnet"], space), metrics
+
+
+def _entries(data: Any) -> list[dict[str, Any]] | None:
+    """Labelled entries of a best.json (``budgets``) or pareto.json (``front``); None for a single subnet."""
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("budgets"), list)
+        and data["budgets"]
+        and isinstance(data["budgets"][0], dict)
+    ):
+        return [{**e, "label": e.get("budget")} for e in data["budgets"] if e.get("subnet")]
+    if isinstance(data, dict) and isinstance(data.get("front"), list):
+        return [{**e, "label": str(i)} for i, e in enumerate(data["front"])]
+    return None
+
+
+def _select(entries: list[dict[str, Any]], selector: str | None, path: Path) -> dict[str, Any]:
+    labels = [e["label"] for e in entries]
+    if selector is None:
+        if len(entries) == 1:
+            return entries[0]
+        raise NasvitError(f"{path} holds {len(entries)} subnets; choose one with {path}#LABEL, LABEL one of {labels}")
+    for index, entry in enumerate(entries):
+        if selector in (entry["label"], str(index)):
+            return entry
+    raise NasvitError(f"{path} has no entry {selector!r}; choose one of {labels} (or an index)")
 
 
 def subnet_from_json(data: object, space: SearchSpace, source: str) -> SubnetConfig:

@@ -91,3 +91,30 @@ def prune(run_dir: str | Path, keep: int) -> None:
     found = sorted(p for p in folder.glob("step*.pt") if _NAME.match(p.name))
     for old in found[:-keep]:
         old.unlink(missing_ok=True)
+
+
+def supernet_from_state(state: dict[str, Any], use_ema: bool = True, device: str | torch.device = "cpu"):
+    """The trained supernet held by a loaded checkpoint (EMA weights when present and ``use_ema``)."""
+    from search_space import parse_space
+    from supernet import Supernet
+
+    net = Supernet(parse_space(state["space"], source="checkpoint space"), state["num_classes"])
+    weights = state["ema"] if use_ema and state.get("ema") is not None else state["model"]
+    net.load_state_dict(weights)
+    return net.to(device)
+
+
+def data_config_of(state: dict[str, Any]):
+    """The ``DataConfig`` the checkpoint was trained with.
+
+    Raises:
+        CheckpointError: it cannot be rebuilt here (then give the data explicitly).
+    """
+    from nasvit.config import build
+    from nasvit.data import DataConfig
+
+    problems: list[str] = []
+    data = build(DataConfig, state["config"]["data"], "data.", problems)
+    if problems:
+        raise CheckpointError(f"the checkpoint's data config is not usable here ({problems}); give the data explicitly")
+    return data

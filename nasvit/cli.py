@@ -7,10 +7,10 @@ import logging
 import signal
 import sys
 
-from nasvit.commands import flops, search, space, train
+from nasvit.commands import demo, eval, export, flops, latency, search, space, train
 from nasvit.errors import USER_ERRORS
 
-COMMANDS = (space, flops, train, search)
+COMMANDS = (demo, space, flops, train, search, export, eval, latency)
 
 
 def build_parser() -> argparse.ArgumentParser:

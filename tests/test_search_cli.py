@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from evolve import parse_budget
 from nasvit import checkpoint
 from nasvit.cli import main
 from nasvit.config import load_config
@@ -39,9 +40,9 @@ def search(trained: Path, out: Path, *overrides: str, resume: bool = False) -> d
 
 def test_search_writes_every_file(trained, tmp_path):
     summary = search(trained, tmp_path)
-    assert set(summary["best"]) == {"macs<=3M", "macs<=6M"}
+    assert sorted(parse_budget(label).limit for label in summary["best"]) == [0.8e6, 3e6]
     for label, best in summary["best"].items():
-        assert best is not None and best["macs"] <= float(label.split("<=")[1].rstrip("M")) * 1e6
+        assert best is not None and best["macs"] <= parse_budget(label).limit
     lines = (tmp_path / "candidates.jsonl").read_text().splitlines()
     assert len(lines) == summary["evaluations"] > 0
     assert {"subnet", "metrics", "costs", "generation"} <= set(json.loads(lines[0]))

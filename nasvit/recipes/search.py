@@ -18,13 +18,12 @@ from tqdm import tqdm
 
 from evolve import GenerationSummary, SearchResult, parse_budget, run_search
 from nasvit import checkpoint, distributed
-from nasvit.config import build, dump_yaml
-from nasvit.data import DataConfig, build_data, fixed_batches
+from nasvit.config import dump_yaml
+from nasvit.data import build_data, fixed_batches
 from nasvit.errors import NasvitError
 from nasvit.search_config import SearchRunConfig
 from nasvit.search_evaluator import DistributedEvaluator, SupernetEvaluator
 from search_space import COST_METRICS, SearchSpace, load_space, parse_space
-from supernet import Supernet
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +53,8 @@ class SearchRecipe:
         _check_space(config.space, self.space, self.checkpoint_path)
         _check_budgets_attainable(config.evolve.budgets, self.space)
         self.ctx = distributed.init(config.device)
-        self.net = Supernet(self.space, state["num_classes"]).to(self.ctx.device)
-        weights = state["ema"] if config.eval.use_ema and state.get("ema") is not None else state["model"]
-        self.net.load_state_dict(weights)
-        data_config = config.data or _checkpoint_data_config(state)
+        self.net = checkpoint.supernet_from_state(state, config.eval.use_ema, self.ctx.device)
+        data_config = config.data or checkpoint.data_config_of(state)
         data = build_data(data_config)
         if data.num_classes != state["num_classes"]:
             raise NasvitError(
@@ -191,13 +188,3 @@ def _check_budgets_attainable(budgets: list[str], space: SearchSpace) -> None:
         budget = parse_budget(text)
         if budget.metric in COST_METRICS:
             space.check_attainable({budget.metric: (None, budget.limit)})
-
-
-def _checkpoint_data_config(state: dict[str, Any]) -> DataConfig:
-    problems: list[str] = []
-    data = build(DataConfig, state["config"]["data"], "checkpoint data.", problems)
-    if problems:
-        raise NasvitError(
-            f"the checkpoint's data config is not usable here: {problems}; give data: in the search config"
-        )
-    return data

@@ -1,0 +1,187 @@
+"""``nasvit latency``: per-block lookup tables (``build-lut``), how well predictors track measured latency
+(``report``), and one subnet's measured latency (``measure``)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+
+from nasvit.arch import resolve_arch
+from nasvit.errors import NasvitError
+from nasvit.latency.lut import LatencyTable, build_lut, device_name, enumerate_blocks
+from nasvit.latency.measure import LatencySettings, measure_latency
+from nasvit.latency.report import PREDICTORS, latency_report, plot_report
+from search_space import format_count, load_space
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("latency", help="latency lookup tables, predictor report, measured latency")
+    actions = parser.add_subparsers(dest="latency_command", required=True)
+
+    build = actions.add_parser("build-lut", help="time every distinct block of a space into a lookup table")
+    _add_space(build)
+    build.add_argument("--out", required=True, help="table file (JSON); an existing one is resumed")
+    build.add_argument("--resolutions", type=int, nargs="+", help="input resolutions (default: all of the space's)")
+    _add_settings(build)
+    build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    build.set_defaults(run=run_build)
+
+    report = actions.add_parser("report", help="correlation of MACs, params, activations and a table with latency")
+    _add_space(report)
+    report.add_argument("--lut", required=True, help="a table from nasvit latency build-lut")
+    report.add_argument("--samples", type=int, default=50, help="random subnets to measure")
+    report.add_argument("--resolution", type=int, help="input resolution (default: 224 if the table has it)")
+    report.add_argument("--seed", type=int, default=0, help="seed of the random subnets")
+    report.add_argument("--repeats", type=int, help="timed runs per subnet (default: the table's)")
+    report.add_argument("--plot", help="save a 2x2 scatter plot (PNG) of measured against predicted latency")
+    report.add_argument("--save", help="save the whole report (per-subnet measurements included) as JSON")
+    report.add_argument("--json", action="store_true", help="print one JSON object keyed by predictor")
+    report.add_argument("--no-progress", action="store_true", help="no progress bar")
+    report.set_defaults(run=run_report)
+
+    measure = actions.add_parser("measure", help="measured latency of one subnet")
+    _add_space(measure)
+    measure.add_argument("--arch", default="max", help="min | max | random | a subnet string | a subnet JSON file")
+    measure.add_argument("--seed", type=int, default=0, help="seed for --arch random")
+    measure.add_argument("--resolution", type=int, help="override the subnet's input resolution")
+    _add_settings(measure)
+    measure.add_argument("--lut", help="also print the prediction of this table")
+    measure.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    measure.set_defaults(run=run_measure)
+
+
+def _add_space(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", required=True, help="a name in configs/space/ or a path to a YAML file")
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    defaults = LatencySettings()
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per forward pass")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's current setting)")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed runs; the median is kept")
+    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed runs first")
+    parser.add_argument("--dtype", default=defaults.dtype, choices=("float32", "bfloat16"))
+    parser.add_argument("--device", default=defaults.device, choices=("cpu", "cuda"))
+
+
+def settings_from_args(args: argparse.Namespace) -> LatencySettings:
+    """Measurement settings from the command line, checked."""
+    for name in ("batch_size", "repeats", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise NasvitError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.warmup < 0:
+        raise NasvitError(f"--warmup must be at least 0, got {args.warmup}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise NasvitError("--device cuda, but torch sees no CUDA device here")
+    return LatencySettings(args.batch_size, args.threads, args.dtype, args.warmup, args.repeats, args.device)
+
+
+# -------------------------------------------------------------------------------------------- build-lut
+def run_build(args: argparse.Namespace) -> None:
+    space = load_space(args.space)
+    resolutions = tuple(args.resolutions or space.resolutions)
+    settings = settings_from_args(args)
+    start = time.perf_counter()
+    table = build_lut(space, resolutions, settings, args.out, progress=not args.no_progress)
+    elapsed = time.perf_counter() - start
+    header = table.header
+    print(f"latency table {args.out}: space {space.name}, {len(table)} entries, built in {elapsed:.1f} s")
+    print(f"device {header.device_name}, torch {header.torch}, {_describe_settings(header.settings)}")
+    for resolution in resolutions:
+        ms = [table.block_ms(plan) for plan in enumerate_blocks(space, [resolution])]
+        smallest = table.predict(space.min_subnet().replace(resolution=resolution))
+        largest = table.predict(space.max_subnet().replace(resolution=resolution))
+        print(
+            f"resolution {resolution}: {len(ms)} blocks, {min(ms):.3f} / {statistics.median(ms):.3f} / "
+            f"{max(ms):.3f} ms (min / median / max); predicted subnets: smallest {smallest:.2f} ms, "
+            f"largest {largest:.2f} ms"
+        )
+
+
+# ----------------------------------------------------------------------------------------------- report
+def run_report(args: argparse.Namespace) -> None:
+    space = load_space(args.space)
+    lut = LatencyTable.load(args.lut, space)
+    if args.repeats is not None and args.repeats < 1:
+        raise NasvitError(f"--repeats must be at least 1, got {args.repeats}")
+    settings = lut.settings if args.repeats is None else dataclasses.replace(lut.settings, repeats=args.repeats)
+    here = device_name(settings.device)
+    if here != lut.header.device_name:
+        print(f"warning: {args.lut} was measured on {lut.header.device_name}, this is {here}", file=sys.stderr)
+    report = latency_report(space, lut, args.samples, settings, args.resolution, args.seed, not args.no_progress)
+    if args.save:
+        with open(args.save, "w") as file:
+            json.dump(_json_ready(report), file, indent=1)
+    if args.plot:
+        plot_report(report, args.plot)
+    if args.json:
+        print(json.dumps(_json_ready(report["predictors"])))
+        return
+    measured = report["measured_ms"]
+    print(
+        f"space {space.name}, {args.samples} random subnets (seed {args.seed}) at {report['resolution']} px, "
+        f"{_describe_settings(settings)}, {here}"
+    )
+    print(f"measured latency: {min(measured):.2f} to {max(measured):.2f} ms")
+    print(f"{'predictor':<12} {'Pearson':>8} {'Spearman':>9} {'MAPE %':>8} {'MAPE fit %':>11}")
+    for name in PREDICTORS:
+        stats = report["predictors"][name]
+        print(
+            f"{name:<12} {stats['pearson']:>8.3f} {stats['spearman']:>9.3f} {stats['mape']:>8.2f} "
+            f"{stats['mape_fit']:>11.2f}"
+        )
+    print(
+        "MAPE: of the least-squares line latency ~ a * x + b fitted on these samples for macs, params and "
+        "activations; of the raw table sum for lut. MAPE fit: of the fitted line for every predictor."
+    )
+    for path, what in ((args.plot, "plot"), (args.save, "report")):
+        if path:
+            print(f"{what} saved to {path}")
+
+
+def _json_ready(value):
+    """``value`` with NaN floats (a constant predictor's correlation) turned into None, so it is valid JSON."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+# ---------------------------------------------------------------------------------------------- measure
+def run_measure(args: argparse.Namespace) -> None:
+    space = load_space(args.space)
+    cfg = resolve_arch(space, args.arch, args.seed)
+    if args.resolution is not None:
+        cfg = cfg.replace(resolution=args.resolution)
+    settings = settings_from_args(args)
+    predicted = LatencyTable.load(args.lut, space).predict(cfg) if args.lut else None
+    ms = measure_latency(cfg, settings)
+    cost = space.cost(cfg)
+    if args.json:
+        payload = {"arch": str(cfg), "resolution": cfg.resolution, "latency_ms": ms, "lut_ms": predicted}
+        payload.update(macs=cost.macs, settings=dataclasses.asdict(settings), device_name=device_name(settings.device))
+        print(json.dumps(payload))
+        return
+    print(f"arch:       {cfg}")
+    print(f"resolution: {cfg.resolution}, MACs {format_count(cost.macs)}")
+    print(f"settings:   {_describe_settings(settings)}, {device_name(settings.device)}")
+    print(f"latency:    {ms:.3f} ms (median of {settings.repeats})")
+    if predicted is not None:
+        print(f"table:      {predicted:.3f} ms predicted by {args.lut}")
+
+
+def _describe_settings(settings: LatencySettings) -> str:
+    threads = settings.threads if settings.threads is not None else torch.get_num_threads()
+    return (
+        f"batch {settings.batch_size}, {threads} threads, {settings.dtype}, {settings.device}, "
+        f"{settings.warmup} warm-up + {settings.repeats} timed runs"
+    )

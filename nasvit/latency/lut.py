@@ -1,0 +1,387 @@
+"""Per-block latency lookup tables: time every distinct block of a space once, predict a subnet by summing.
+
+A *block* is one entry of a :class:`~search_space.SubnetPlan`: the stem, an MBConv or transformer block, or
+the head. Its plan dataclass holds every shape that matters for its run time (channels, kernel, stride,
+expand, SE, map side, windows, ...), so the plan *is* the identity of a table entry. The only field left
+out is ``TransformerPlan.scale_key``: it names which switchable-scale vector a block uses, which changes
+weights, not work. Keys are stable strings, ``ClassName(field=value, ...)`` with fields sorted by name.
+
+The table file (JSON) records the space (name and a fingerprint of its definition), the resolutions timed,
+the measurement settings, the device, the torch version, and ``entries`` (key -> milliseconds). It is
+rewritten atomically every few entries while building, so an interrupted build resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from nasvit.errors import NasvitError
+from nasvit.latency.measure import LatencySettings
+from search_space import SearchSpace, StageChoice, SubnetConfig, space_to_dict
+from search_space.arithmetic import conv_out_size
+from search_space.plan import BlockPlan, HeadPlan, MBConvPlan, StemPlan, block_out_size, plan_stage
+from search_space.spec import StageSpec
+from supernet.builders import build_head, build_stem
+from supernet.init import init_weights
+from supernet.ops import StaticOps
+from supernet.static_model import _build_block
+
+TABLE_FORMAT = "nasvit-latency-table/1"
+SAVE_EVERY = 10  # entries timed between two rewrites of the table file while building
+UNTIMED_FIELDS = frozenset({"scale_key"})  # plan fields that do not change the work a block does
+
+AnyPlan = StemPlan | BlockPlan | HeadPlan
+
+
+# ------------------------------------------------------------------------------------------------ keys
+def block_key(plan: AnyPlan) -> str:
+    """Stable table key of a block: ``MBConvPlan(expand=True, in_channels=16, ...)``, fields sorted by name."""
+    fields = sorted(f.name for f in dataclasses.fields(plan) if f.name not in UNTIMED_FIELDS)
+    return f"{type(plan).__name__}({', '.join(f'{name}={getattr(plan, name)}' for name in fields)})"
+
+
+def enumerate_blocks(space: SearchSpace, resolutions: Iterable[int]) -> list[AnyPlan]:
+    """Every distinct block configuration ``space`` can produce at ``resolutions``, one plan per key.
+
+    Stages are laid out with :func:`~search_space.plan.plan_stage` for every combination of their choices
+    and every (width, map side) the previous part can output, so the blocks are exactly those
+    :func:`~search_space.plan_subnet` produces. Order: per resolution, stem, stages in order, head.
+    """
+    found: dict[str, AnyPlan] = {}
+    for resolution in resolutions:
+        check_resolution(space, resolution)
+        for plan in dict.fromkeys(_resolution_blocks(space, resolution)):  # cheap dedupe before keying
+            found.setdefault(block_key(plan), plan)
+    return list(found.values())
+
+
+def _resolution_blocks(space: SearchSpace, resolution: int) -> Iterator[AnyPlan]:
+    stem_size = conv_out_size(resolution, space.stem.kernel, space.stem.stride)
+    inputs = set()
+    for width in space.stem.widths:
+        yield _stem_plan(space, width, resolution)
+        inputs.add((width, stem_size))
+    for index, spec in enumerate(space.stages):
+        outputs = set()
+        for (channels, size), choice in itertools.product(sorted(inputs), _stage_choices(spec)):
+            blocks = plan_stage(space, index, choice, channels, size)
+            yield from blocks
+            outputs.add((choice.width, block_out_size(blocks[-1])))
+        inputs = outputs
+    for (channels, size), width in itertools.product(sorted(inputs), space.head.widths):
+        yield _head_plan(space, channels, width, size)
+
+
+def _stage_choices(spec: StageSpec) -> Iterator[StageChoice]:
+    lists = (spec.widths, spec.depths, spec.kernels, spec.expand_ratios, spec.mlp_ratios, spec.windows)
+    return (StageChoice(*values) for values in itertools.product(*lists))
+
+
+def _stem_plan(space: SearchSpace, width: int, resolution: int) -> StemPlan:
+    out_size = conv_out_size(resolution, space.stem.kernel, space.stem.stride)
+    return StemPlan(space.in_channels, width, space.stem.kernel, space.stem.stride, resolution, out_size)
+
+
+def _head_plan(space: SearchSpace, channels: int, width: int, size: int) -> HeadPlan:
+    return HeadPlan(channels, channels * space.head.expand_ratio, width, space.num_classes, size)
+
+
+def check_resolution(space: SearchSpace, resolution: int) -> None:
+    """Raise a clear error unless ``resolution`` is one of the space's input resolutions."""
+    if resolution not in space.resolutions:
+        raise NasvitError(
+            f"resolution {resolution} is not an input resolution of space '{space.name}' ({list(space.resolutions)})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- timing
+def block_module(space: SearchSpace, plan: AnyPlan) -> nn.Module:
+    """The static module of one block, initialised as :class:`~supernet.NASViT` initialises it."""
+    if isinstance(plan, StemPlan):
+        module = build_stem(StaticOps, space, plan.out_channels)
+    elif isinstance(plan, HeadPlan):
+        module = build_head(StaticOps, space, plan.in_channels, plan.width, plan.num_classes)
+    else:
+        module = _build_block(space, plan)
+    init_weights(module)
+    return module
+
+
+def block_input_shape(plan: AnyPlan, batch_size: int) -> tuple[int, int, int, int]:
+    """Shape (B, C, H, W) of the input of ``plan``'s module."""
+    if isinstance(plan, (StemPlan, MBConvPlan)):
+        return (batch_size, plan.in_channels, plan.in_size, plan.in_size)
+    if isinstance(plan, HeadPlan):
+        return (batch_size, plan.in_channels, plan.size, plan.size)
+    return (batch_size, plan.channels, plan.size, plan.size)
+
+
+@torch.inference_mode()
+def measure_module_latency(module: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings) -> float:
+    """Median milliseconds of ``module(x)``, x random of ``input_shape``, after ``settings.warmup`` runs.
+
+    :func:`~nasvit.latency.measure_model_latency` for an input of any shape.
+    """
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    dtype, device = getattr(torch, settings.dtype), torch.device(settings.device)
+    module = module.to(device=device, dtype=dtype).eval()
+    x = torch.randn(input_shape, device=device, dtype=dtype)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(settings.warmup):
+        module(x)
+    synchronize()
+    times = []
+    for _ in range(settings.repeats):
+        start = time.perf_counter()
+        module(x)
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def time_block(space: SearchSpace, plan: AnyPlan, settings: LatencySettings) -> float:
+    """Median milliseconds of one block of ``space`` under ``settings``."""
+    return measure_module_latency(block_module(space, plan), block_input_shape(plan, settings.batch_size), settings)
+
+
+# ----------------------------------------------------------------------------------------------- table
+@dataclass(frozen=True)
+class TableHeader:
+    """What a table was measured for and with; two tables can share entries only if all but
+    ``resolutions`` agree.
+
+    Attributes:
+        space, space_fingerprint: name of the space and a hash of its definition (description excluded).
+        resolutions: input resolutions whose blocks the table holds.
+        settings: measurement settings, ``threads`` resolved to the thread count actually used.
+        device_name: CPU model or GPU name.
+        torch: torch version.
+    """
+
+    space: str
+    space_fingerprint: str
+    resolutions: tuple[int, ...]
+    settings: LatencySettings
+    device_name: str
+    torch: str
+
+    @classmethod
+    def current(cls, space: SearchSpace, resolutions: Iterable[int], settings: LatencySettings) -> TableHeader:
+        """The header of a table measured here, now, with ``settings``."""
+        threads = settings.threads if settings.threads is not None else torch.get_num_threads()
+        return cls(
+            space=space.name,
+            space_fingerprint=space_fingerprint(space),
+            resolutions=tuple(sorted(set(resolutions))),
+            settings=dataclasses.replace(settings, threads=threads),
+            device_name=device_name(settings.device),
+            torch=torch.__version__,
+        )
+
+    def to_dict(self) -> dict:
+        return {"format": TABLE_FORMAT, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TableHeader:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {name: data[name] for name in fields}
+        values["settings"] = LatencySettings(**values["settings"])
+        values["resolutions"] = tuple(values["resolutions"])
+        return cls(**values)
+
+    def differences(self, other: TableHeader) -> list[str]:
+        """``name: mine != other's`` for every field but ``resolutions`` that differs."""
+        mine = {**dataclasses.asdict(self), **dataclasses.asdict(self.settings)}
+        theirs = {**dataclasses.asdict(other), **dataclasses.asdict(other.settings)}
+        names = [n for n in mine if n not in ("resolutions", "settings")]
+        return [f"{n}: {mine[n]!r} != {theirs[n]!r}" for n in names if mine[n] != theirs[n]]
+
+
+def space_fingerprint(space: SearchSpace) -> str:
+    """Short hash of everything in a space's definition but its description."""
+    definition = {k: v for k, v in space_to_dict(space).items() if k != "description"}
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def device_name(device: str) -> str:
+    """CPU model (from /proc/cpuinfo where there is one) or CUDA device name."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+class LatencyTable:
+    """Milliseconds of every block of a space on one device; :meth:`predict` sums a subnet's blocks.
+
+    Attributes:
+        space: the space the table belongs to.
+        header: what it was measured for and with.
+        entries: block key -> milliseconds.
+        path: the file it was loaded from or is saved to (named in error messages).
+    """
+
+    def __init__(self, space: SearchSpace, header: TableHeader, entries: dict[str, float], path: Path | None = None):
+        self.space, self.header, self.entries, self.path = space, header, entries, path
+        self._parts: dict[tuple, tuple[float, int]] = {}  # memo: part of a subnet -> (ms, output side)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return self.header.resolutions
+
+    @property
+    def settings(self) -> LatencySettings:
+        return self.header.settings
+
+    # ------------------------------------------------------------------------------------------ files
+    @classmethod
+    def load(cls, path: str | Path, space: SearchSpace) -> LatencyTable:
+        """Read a table written by :func:`build_lut` and check that it was made for ``space``.
+
+        Raises:
+            NasvitError: no such file, not a latency table, or a table of another space (or of an older
+                definition of this one).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise NasvitError(f"latency table {path} does not exist; make it with: nasvit latency build-lut")
+        try:
+            data = json.loads(path.read_text())
+            if data.get("format") != TABLE_FORMAT:
+                raise ValueError(f"format is {data.get('format')!r}, expected {TABLE_FORMAT!r}")
+            header = TableHeader.from_dict(data)
+            entries = {str(k): float(v) for k, v in data["entries"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise NasvitError(f"{path} is not a latency table from nasvit latency build-lut ({error})") from None
+        if header.space != space.name:
+            raise NasvitError(
+                f"latency table {path} was built for space '{header.space}', not '{space.name}'; "
+                f"build one with: nasvit latency build-lut --space {space.name} --out FILE"
+            )
+        if header.space_fingerprint != space_fingerprint(space):
+            raise NasvitError(
+                f"latency table {path} was built for another definition of space '{space.name}' (its YAML "
+                "changed since); rebuild it with nasvit latency build-lut"
+            )
+        return cls(space, header, entries, path)
+
+    def save(self, path: str | Path) -> None:
+        """Write the table to ``path`` atomically (a temporary file, then a rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps({**self.header.to_dict(), "entries": self.entries}, indent=1) + "\n")
+        os.replace(temporary, path)
+        self.path = path
+
+    # ------------------------------------------------------------------------------------- prediction
+    def block_ms(self, plan: AnyPlan) -> float:
+        """Table entry of one block.
+
+        Raises:
+            NasvitError: the table has no entry for it (names the block and the command that adds it).
+        """
+        key = block_key(plan)
+        if key not in self.entries:
+            raise NasvitError(
+                f"latency table {self.path or '(unsaved)'} has no entry for {key} (resolutions in the table: "
+                f"{list(self.resolutions)}); add the subnet's resolution with: nasvit latency build-lut "
+                f"--space {self.space.name} --out {self.path or 'FILE'} --resolutions RESOLUTION"
+            )
+        return self.entries[key]
+
+    def predict(self, cfg: SubnetConfig) -> float:
+        """Predicted milliseconds of ``cfg``: the sum of the entries of the stem, every block and the head
+        of ``plan_subnet(cfg)``. Sums are memoised per (part, input width, choice, input side)."""
+        if cfg.space_name != self.space.name:
+            raise NasvitError(f"subnet of space '{cfg.space_name}' given to a latency table of '{self.space.name}'")
+        total, size = self._stem_part(cfg.stem_width, cfg.resolution)
+        channels = cfg.stem_width
+        for index, choice in enumerate(cfg.stages):
+            ms, size = self._stage_part(index, choice, channels, size)
+            total, channels = total + ms, choice.width
+        return total + self._head_part(channels, cfg.head_width, size)
+
+    def _stem_part(self, width: int, resolution: int) -> tuple[float, int]:
+        key = ("stem", width, resolution)
+        if key not in self._parts:
+            plan = _stem_plan(self.space, width, resolution)
+            self._parts[key] = (self.block_ms(plan), plan.out_size)
+        return self._parts[key]
+
+    def _stage_part(self, index: int, choice: StageChoice, channels: int, size: int) -> tuple[float, int]:
+        key = (index, choice, channels, size)
+        if key not in self._parts:
+            blocks = plan_stage(self.space, index, choice, channels, size)
+            self._parts[key] = (sum(self.block_ms(b) for b in blocks), block_out_size(blocks[-1]))
+        return self._parts[key]
+
+    def _head_part(self, channels: int, width: int, size: int) -> float:
+        key = ("head", channels, width, size)
+        if key not in self._parts:
+            self._parts[key] = (self.block_ms(_head_plan(self.space, channels, width, size)), size)
+        return self._parts[key][0]
+
+
+def build_lut(
+    space: SearchSpace,
+    resolutions: Iterable[int],
+    settings: LatencySettings,
+    out_path: str | Path,
+    progress: bool = True,
+) -> LatencyTable:
+    """Time every block of ``space`` at ``resolutions`` once and write the table to ``out_path``.
+
+    When ``out_path`` already holds a table of the same space measured with the same settings on the same
+    device and torch version, its entries are kept and only missing blocks are timed (an interrupted
+    build resumes; new resolutions are added). The file is rewritten atomically every
+    :data:`SAVE_EVERY` entries and at the end.
+
+    Raises:
+        NasvitError: a resolution the space does not have, or an existing table made differently.
+    """
+    out_path = Path(out_path)
+    resolutions = tuple(resolutions)
+    plans = enumerate_blocks(space, resolutions)
+    header = TableHeader.current(space, resolutions, settings)
+    entries: dict[str, float] = {}
+    if out_path.exists():
+        existing = LatencyTable.load(out_path, space)
+        differences = existing.header.differences(header)
+        if differences:
+            raise NasvitError(
+                f"{out_path} holds a table measured differently ({'; '.join(differences)}); "
+                "rerun with the same settings to resume it, or write to another --out file"
+            )
+        entries = existing.entries
+        header = dataclasses.replace(header, resolutions=tuple(sorted({*existing.resolutions, *resolutions})))
+    table = LatencyTable(space, header, entries, out_path)
+    todo = [plan for plan in plans if block_key(plan) not in entries]
+    for count, plan in enumerate(tqdm(todo, desc="latency table", unit="block", disable=not progress), 1):
+        entries[block_key(plan)] = time_block(space, plan, header.settings)
+        if count % SAVE_EVERY == 0:
+            table.save(out_path)
+    table.save(out_path)
+    return table

@@ -1,0 +1,247 @@
+"""Latency lookup tables (enumeration, build, resume, predict), predictor statistics and ``nasvit latency``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from nasvit.commands import latency as latency_command
+from nasvit.errors import NasvitError
+from nasvit.latency import LatencySettings
+from nasvit.latency import lut as lut_module
+from nasvit.latency.lut import LatencyTable, block_key, build_lut, enumerate_blocks
+from nasvit.latency.report import average_ranks, linear_fit, mape, pearson, score, spearman
+from search_space import load_space, parse_space, plan_subnet, space_to_dict
+from search_space.plan import TransformerPlan
+
+FAST = LatencySettings(threads=1, warmup=0, repeats=1)
+RESOLUTION = 16
+
+
+def subnet_blocks(cfg) -> list:
+    """Stem, every block and head of ``cfg``, in order."""
+    plan = plan_subnet(cfg)
+    return [plan.stem, *(block for stage in plan.stages for block in stage), plan.head]
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    """Timing sets torch's thread count; give other tests of the session the one they had."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_space("tiny")
+
+
+@pytest.fixture(scope="module")
+def table_file(tmp_path_factory, tiny):
+    """A tiny-space table at one resolution, timed for real (1 run per block)."""
+    path = tmp_path_factory.mktemp("lut") / "tiny.json"
+    threads = torch.get_num_threads()
+    build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
+    torch.set_num_threads(threads)
+    return path
+
+
+@pytest.fixture
+def counting_timer(monkeypatch):
+    """Replace block timing by a constant 1 ms and count the calls."""
+    calls = []
+
+    def fake(space, plan, settings):
+        calls.append(plan)
+        return 1.0
+
+    monkeypatch.setattr(lut_module, "time_block", fake)
+    return calls
+
+
+# ------------------------------------------------------------------------------------------ enumeration
+@pytest.mark.parametrize("name", ["nasvit", "tiny"])
+def test_enumeration_covers_random_subnets(name):
+    space = load_space(name)
+    plans = enumerate_blocks(space, space.resolutions)
+    keys = {block_key(p) for p in plans}
+    assert len(keys) == len(plans)
+    rng = random.Random(0)
+    for _ in range(200):
+        missing = [block_key(b) for b in subnet_blocks(space.sample(rng)) if block_key(b) not in keys]
+        assert not missing
+
+
+def test_keys_ignore_scale_key_only(tiny):
+    block = next(p for p in enumerate_blocks(tiny, [RESOLUTION]) if isinstance(p, TransformerPlan))
+    assert block_key(dataclasses.replace(block, scale_key="other")) == block_key(block)
+    assert block_key(dataclasses.replace(block, windows=block.windows + 1)) != block_key(block)
+    assert "scale_key" not in block_key(block) and block_key(block).startswith("TransformerPlan(")
+
+
+def test_enumeration_is_per_resolution(tiny):
+    assert len(enumerate_blocks(tiny, [16, 24])) == 2 * len(enumerate_blocks(tiny, [16]))
+
+
+# ------------------------------------------------------------------------------------------ build, predict
+def test_built_table_predicts_random_subnets(table_file, tiny):
+    table = LatencyTable.load(table_file, tiny)
+    assert len(table) == len(enumerate_blocks(tiny, [RESOLUTION]))
+    assert all(ms > 0 for ms in table.entries.values())
+    header = table.header
+    assert (header.space, header.resolutions, header.torch) == ("tiny", (RESOLUTION,), torch.__version__)
+    assert header.settings == FAST
+    rng = random.Random(1)
+    for _ in range(20):
+        cfg = tiny.sample(rng).replace(resolution=RESOLUTION)
+        expected = sum(table.block_ms(b) for b in subnet_blocks(cfg))
+        assert table.predict(cfg) == pytest.approx(expected) and expected > 0
+
+
+def test_resume_times_only_missing_entries(table_file, tiny, tmp_path, counting_timer):
+    path = tmp_path / "partial.json"
+    data = json.loads(table_file.read_text())
+    kept = dict(list(data["entries"].items())[:-5])
+    path.write_text(json.dumps({**data, "entries": kept}))
+    table = build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
+    assert len(counting_timer) == 5
+    assert len(LatencyTable.load(path, tiny)) == len(table) == len(data["entries"])
+    assert all(table.entries[k] == v for k, v in kept.items())
+
+
+def test_interrupted_build_resumes(tiny, tmp_path, monkeypatch):
+    path = tmp_path / "table.json"
+    calls = []
+
+    def interrupted(space, plan, settings):
+        calls.append(plan)
+        if len(calls) > 12:
+            raise KeyboardInterrupt
+        return 1.0
+
+    monkeypatch.setattr(lut_module, "time_block", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
+    assert len(LatencyTable.load(path, tiny)) == lut_module.SAVE_EVERY
+    calls.clear()
+    monkeypatch.setattr(lut_module, "time_block", lambda space, plan, settings: calls.append(plan) or 1.0)
+    build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
+    assert len(calls) == len(enumerate_blocks(tiny, [RESOLUTION])) - lut_module.SAVE_EVERY
+
+
+def test_resume_adds_a_resolution(table_file, tiny, tmp_path, counting_timer):
+    path = tmp_path / "table.json"
+    shutil.copy(table_file, path)
+    table = build_lut(tiny, [24], FAST, path, progress=False)
+    assert len(counting_timer) == len(enumerate_blocks(tiny, [24]))
+    assert table.resolutions == (RESOLUTION, 24)
+    assert LatencyTable.load(path, tiny).predict(tiny.min_subnet().replace(resolution=24)) > 0
+
+
+def test_resume_refuses_other_settings(table_file, tiny, tmp_path, counting_timer):
+    path = tmp_path / "table.json"
+    shutil.copy(table_file, path)
+    with pytest.raises(NasvitError, match=r"measured differently \(batch_size: 1 != 2\)"):
+        build_lut(tiny, [RESOLUTION], dataclasses.replace(FAST, batch_size=2), path, progress=False)
+    assert not counting_timer
+
+
+def test_load_checks_the_space(table_file, tiny, tmp_path):
+    with pytest.raises(NasvitError, match="built for space 'tiny', not 'nasvit'"):
+        LatencyTable.load(table_file, load_space("nasvit"))
+    changed = parse_space({**space_to_dict(tiny), "activation": "relu"}, source="test")
+    with pytest.raises(NasvitError, match="another definition of space 'tiny'"):
+        LatencyTable.load(table_file, changed)
+    with pytest.raises(NasvitError, match="does not exist"):
+        LatencyTable.load(tmp_path / "none.json", tiny)
+    (tmp_path / "bad.json").write_text('{"entries": {}}')
+    with pytest.raises(NasvitError, match="is not a latency table"):
+        LatencyTable.load(tmp_path / "bad.json", tiny)
+
+
+def test_missing_entry_names_block_and_fix(table_file, tiny):
+    table = LatencyTable.load(table_file, tiny)
+    with pytest.raises(NasvitError, match=r"no entry for StemPlan\(.*in_size=32.*--resolutions"):
+        table.predict(tiny.max_subnet().replace(resolution=32))
+
+
+def test_build_refuses_a_resolution_outside_the_space(tiny, tmp_path):
+    with pytest.raises(NasvitError, match="resolution 224 is not an input resolution of space 'tiny'"):
+        build_lut(tiny, [224], FAST, tmp_path / "t.json", progress=False)
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+def test_pearson_hand_computed():
+    # x - mean = (-1, 0, 1), y - mean = (-7/3, -1/3, 8/3): r = 5 / sqrt(2 * 114/9)
+    assert pearson([1, 2, 3], [2, 4, 7]) == pytest.approx(5 / math.sqrt(2 * 114 / 9))
+    assert pearson([1, 2, 3], [-1, -2, -3]) == pytest.approx(-1)
+    assert math.isnan(pearson([1, 1, 1], [1, 2, 3]))
+
+
+def test_average_ranks_and_spearman_with_ties():
+    np.testing.assert_allclose(average_ranks([10, 20, 10, 30, 20, 20]), [1.5, 4, 1.5, 6, 4, 4])
+    # ranks (1, 2.5, 2.5, 4) and (1, 3, 2, 4): centred (-1.5, 0, 0, 1.5), (-1.5, .5, -.5, 1.5) -> 4.5 / sqrt(4.5 * 5)
+    assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+    assert spearman([1, 2, 3, 4], [1, 4, 9, 100]) == pytest.approx(1)
+
+
+def test_mape_and_fit():
+    assert mape([110, 90, 100], [100, 100, 100]) == pytest.approx(20 / 3)
+    assert linear_fit([1, 2, 3], [3, 5, 7]) == pytest.approx((2, 1))
+    raw = score(np.array([2.0, 4.0, 6.0]), np.array([3.0, 5.0, 7.0]), raw_ms=True)
+    assert raw["mape"] == pytest.approx(100 * (1 / 3 + 1 / 5 + 1 / 7) / 3) and raw["mape_fit"] == pytest.approx(0)
+    fitted = score(np.array([2.0, 4.0, 6.0]), np.array([3.0, 5.0, 7.0]), raw_ms=False)
+    assert fitted["mape"] == pytest.approx(0) and fitted["pearson"] == pytest.approx(1)
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+def run_latency(*argv: str) -> None:
+    """Parse and run ``nasvit latency ...`` the way ``nasvit.cli`` does."""
+    parser = argparse.ArgumentParser(prog="nasvit")
+    latency_command.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["latency", *argv])
+    args.run(args)
+
+
+def test_cli_report_json(table_file, tmp_path, capsys):
+    plot, saved = tmp_path / "scatter.png", tmp_path / "report.json"
+    args = ["--space", "tiny", "--lut", str(table_file), "--samples", "5", "--repeats", "1", "--no-progress"]
+    run_latency("report", *args, "--json", "--plot", str(plot), "--save", str(saved))
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload) == {"macs", "params", "activations", "lut"}
+    for stats in payload.values():
+        assert {"pearson", "spearman", "mape", "mape_fit"} <= set(stats) and stats["mape"] >= 0
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    report = json.loads(saved.read_text())
+    assert report["resolution"] == RESOLUTION and len(report["measured_ms"]) == len(report["subnets"]) == 5
+
+
+def test_cli_build_and_measure_text(tmp_path, capsys):
+    path = str(tmp_path / "t.json")
+    fast = ["--threads", "1", "--warmup", "0", "--repeats", "1"]
+    run_latency("build-lut", "--space", "tiny", "--out", path, "--resolutions", "24", *fast, "--no-progress")
+    out = capsys.readouterr().out
+    assert "66 entries" in out and "resolution 24: 66 blocks" in out
+    run_latency("measure", "--space", "tiny", "--arch", "min", "--resolution", "24", "--lut", path, *fast)
+    out = capsys.readouterr().out
+    assert "latency:" in out and "predicted by" in out
+
+
+def test_cli_bad_input_is_a_clear_error(table_file):
+    with pytest.raises(NasvitError, match="built for space 'tiny'"):
+        run_latency("report", "--space", "nasvit", "--lut", str(table_file))
+    with pytest.raises(NasvitError, match="at least 3 samples"):
+        run_latency("report", "--space", "tiny", "--lut", str(table_file), "--samples", "2")
+    with pytest.raises(NasvitError, match="has resolutions \\[16\\], not 32"):
+        run_latency("report", "--space", "tiny", "--lut", str(table_file), "--resolution", "32")
+    with pytest.raises(NasvitError, match="--repeats must be at least 1"):
+        run_latency("measure", "--space", "tiny", "--repeats", "0")
