@@ -17,7 +17,7 @@ from nasvit.commands import latency as latency_command
 from nasvit.errors import NasvitError
 from nasvit.latency import LatencySettings
 from nasvit.latency import lut as lut_module
-from nasvit.latency.lut import LatencyTable, block_key, build_lut, enumerate_blocks
+from nasvit.latency.lut import LatencyTable, block_count, block_key, build_lut, enumerate_blocks
 from nasvit.latency.report import average_ranks, linear_fit, mape, pearson, score, spearman
 from search_space import load_space, parse_space, plan_subnet, space_to_dict
 from search_space.plan import TransformerPlan
@@ -100,11 +100,15 @@ def test_built_table_predicts_random_subnets(table_file, tiny):
     header = table.header
     assert (header.space, header.resolutions, header.torch) == ("tiny", (RESOLUTION,), torch.__version__)
     assert header.settings == FAST
+    fit = table.calibration[RESOLUTION]  # fitted in-network at build time on 16 subnets
+    assert set(fit) == {"scale", "per_block_ms", "offset_ms", "subnets", "mape"} and fit["subnets"] == 16
     rng = random.Random(1)
     for _ in range(20):
         cfg = tiny.sample(rng).replace(resolution=RESOLUTION)
         expected = sum(table.block_ms(b) for b in subnet_blocks(cfg))
-        assert table.predict(cfg) == pytest.approx(expected) and expected > 0
+        assert table.block_sum(cfg) == pytest.approx(expected) and expected > 0
+        calibrated = fit["scale"] * expected + fit["per_block_ms"] * block_count(cfg) + fit["offset_ms"]
+        assert table.predict(cfg) == pytest.approx(calibrated)
 
 
 def test_resume_times_only_missing_entries(table_file, tiny, tmp_path, counting_timer):

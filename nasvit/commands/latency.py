@@ -140,7 +140,8 @@ def run_report(args: argparse.Namespace) -> None:
         )
     print(
         "MAPE: of the least-squares line latency ~ a * x + b fitted on these samples for macs, params and "
-        "activations; of the raw table sum for lut. MAPE fit: of the fitted line for every predictor."
+        "activations; of the table's own prediction for lut (no fit here). MAPE fit: of the fitted line for every "
+        "predictor."
     )
     for path, what in ((args.plot, "plot"), (args.save, "report")):
         if path:

@@ -1,5 +1,10 @@
 """Latency of subnets on the device they will run on: direct measurement and per-block lookup tables."""
 
-from nasvit.latency.measure import LatencySettings, measure_latency, measure_model_latency
+from nasvit.latency.measure import (
+    LatencySettings,
+    measure_latency,
+    measure_model_latency,
+    measure_models_interleaved,
+)
 
-__all__ = ["LatencySettings", "measure_latency", "measure_model_latency"]
+__all__ = ["LatencySettings", "measure_latency", "measure_model_latency", "measure_models_interleaved"]

@@ -59,3 +59,33 @@ def measure_model_latency(model: nn.Module, resolution: int, settings: LatencySe
 def measure_latency(cfg: SubnetConfig, settings: LatencySettings) -> float:
     """Median milliseconds of the static model of ``cfg`` (weights do not matter for timing)."""
     return measure_model_latency(NASViT(cfg), cfg.resolution, settings)
+
+
+@torch.inference_mode()
+def measure_models_interleaved(models: list[nn.Module], resolution: int, settings: LatencySettings) -> list[float]:
+    """Median milliseconds of each model, timed in rounds that visit every model in turn.
+
+    Spreading each model's ``settings.repeats`` runs over rounds makes slow drift of a shared machine hit all
+    models alike, so their ranking holds (run to run, a single sequential pass per model ranks worse).
+    """
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    dtype, device = getattr(torch, settings.dtype), torch.device(settings.device)
+    models = [m.to(device=device, dtype=dtype).eval() for m in models]
+    x = torch.randn(settings.batch_size, 3, resolution, resolution, device=device, dtype=dtype)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for model in models:
+        for _ in range(settings.warmup):
+            model(x)
+    rounds = max(1, settings.repeats // 5)
+    per_round = -(-settings.repeats // rounds)
+    times: list[list[float]] = [[] for _ in models]
+    for _ in range(rounds):
+        for model, record in zip(models, times):
+            for _ in range(per_round):
+                synchronize()
+                start = time.perf_counter()
+                model(x)
+                synchronize()
+                record.append(time.perf_counter() - start)
+    return [1e3 * statistics.median(record) for record in times]

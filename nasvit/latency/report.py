@@ -6,9 +6,9 @@ with Pearson's r, Spearman's rho and the mean absolute percentage error (MAPE, i
 MAPE needs predictions in milliseconds. A cost count (MACs, params, activations) is not one, so it is mapped
 to milliseconds by the least-squares line ``latency ~ a * cost + b`` fitted *on the same samples*: its MAPE
 is an in-sample, best-case figure for that predictor. The table already predicts milliseconds: its ``mape``
-is of the raw sum of block entries (no fit), and ``mape_fit`` of the same kind of fitted line, for a
-like-for-like comparison with the cost predictors (the raw sum misses per-model overheads and the caching
-effects between blocks; the fit absorbs a constant offset and a common scale).
+is of its own prediction (the sum of block entries, with the in-network calibration the table made at build
+time on other subnets), with no fit on these samples; ``mape_fit`` is of a line fitted here, for a
+like-for-like comparison with the cost predictors. Subnets are timed in interleaved rounds.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from nasvit.errors import NasvitError
 from nasvit.latency.lut import LatencyTable, check_resolution, device_name
-from nasvit.latency.measure import LatencySettings, measure_model_latency
+from nasvit.latency.measure import LatencySettings, measure_models_interleaved
 from search_space import COST_METRICS, SearchSpace
 from supernet import NASViT
 
@@ -127,10 +127,8 @@ def latency_report(
     cfgs = [space.sample(rng).replace(resolution=resolution) for _ in range(samples)]
     values = {metric: [space.cost(cfg).get(metric) for cfg in cfgs] for metric in COST_METRICS}
     values["lut"] = [lut.predict(cfg) for cfg in cfgs]
-    measured = [
-        measure_model_latency(NASViT(cfg), resolution, settings)
-        for cfg in tqdm(cfgs, desc="measuring subnets", unit="subnet", disable=not progress)
-    ]
+    models = [NASViT(cfg) for cfg in tqdm(cfgs, desc="building subnets", unit="subnet", disable=not progress)]
+    measured = measure_models_interleaved(models, resolution, settings)
     scores = {name: score(np.array(values[name]), np.array(measured), raw_ms=name == "lut") for name in PREDICTORS}
     return {
         "space": space.name,
@@ -148,7 +146,7 @@ def latency_report(
 
 def plot_report(report: dict, path: str) -> None:
     """Save a 2x2 scatter PNG: measured ms (y) against each predictor's ms (x; the fitted line for the cost
-    counts, the raw table sum for ``lut``), with the y = x diagonal and r / rho / MAPE in the titles."""
+    counts, the table's own prediction for ``lut``), with the y = x diagonal and r / rho / MAPE in the titles."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,7 +161,7 @@ def plot_report(report: dict, path: str) -> None:
         low, high = min(predicted.min(), measured.min()), max(predicted.max(), measured.max())
         axis.plot([low, high], [low, high], "--", color="grey", linewidth=1)
         axis.scatter(predicted, measured, s=14)
-        how = "raw table sum" if name == "lut" else "linear fit"
+        how = "table prediction" if name == "lut" else "linear fit"
         axis.set_title(
             f"{name} ({how}): r={stats['pearson']:.3f} rho={stats['spearman']:.3f} MAPE={stats['mape']:.1f}%",
             fontsize=9,
