@@ -7,10 +7,10 @@ import logging
 import signal
 import sys
 
-from nasvit.commands import demo, eval, export, flops, latency, search, space, train
+from nasvit.commands import demo, evaluate, export, flops, latency, search, space, train
 from nasvit.errors import USER_ERRORS
 
-COMMANDS = (demo, space, flops, train, search, export, eval, latency)
+COMMANDS = (demo, space, flops, train, search, export, evaluate, latency)
 
 
 def build_parser() -> argparse.ArgumentParser:

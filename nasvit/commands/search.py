@@ -6,23 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
+from nasvit.commands import add_config_arguments
 from nasvit.config import load_config
 from nasvit.search_config import SearchRunConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("search", help="search subnets under budgets (constrained GA or NSGA-II)")
-    parser.add_argument("--config", required=True, help="a YAML file, e.g. configs/search/demo.yaml")
+    add_config_arguments(parser, "configs/search/demo.yaml", "output directory (default: runs/search-<config name>)")
     parser.add_argument("--checkpoint", required=True, help="a supernet checkpoint written by nasvit train")
-    parser.add_argument("--out", help="output directory (default: runs/search-<config name>)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set evolve.generations=5 (repeatable)",
-    )
     parser.add_argument("--resume", action="store_true", help="continue the search logged in --out")
     parser.set_defaults(run=run)
 

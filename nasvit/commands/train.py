@@ -6,22 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
+from nasvit.commands import add_config_arguments
 from nasvit.config import load_config
 from nasvit.train_config import TrainConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a supernet (sandwich rule, distillation, projection)")
-    parser.add_argument("--config", required=True, help="a YAML file, e.g. configs/train/demo.yaml")
-    parser.add_argument("--out", help="run directory (default: runs/<config name>)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.epochs=5 (repeatable)",
-    )
+    add_config_arguments(parser, "configs/train/demo.yaml", "run directory (default: runs/<config name>)")
     parser.add_argument("--resume", help="'auto' (latest checkpoint in the run directory) or a checkpoint path")
     parser.set_defaults(run=run)
 

@@ -20,8 +20,6 @@ import json
 import os
 import platform
 import random
-import statistics
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nasvit.errors import NasvitError
-from nasvit.latency.measure import LatencySettings, measure_models_interleaved
+from nasvit.latency.measure import LatencySettings, measure_models_interleaved, measure_module_latency
 from search_space import SearchSpace, StageChoice, SubnetConfig, space_to_dict
 from search_space.arithmetic import conv_out_size
 from search_space.plan import BlockPlan, HeadPlan, MBConvPlan, StemPlan, block_out_size, plan_stage
@@ -131,30 +129,6 @@ def block_input_shape(plan: AnyPlan, batch_size: int) -> tuple[int, int, int, in
     if isinstance(plan, HeadPlan):
         return (batch_size, plan.in_channels, plan.size, plan.size)
     return (batch_size, plan.channels, plan.size, plan.size)
-
-
-@torch.inference_mode()
-def measure_module_latency(module: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings) -> float:
-    """Median milliseconds of ``module(x)``, x random of ``input_shape``, after ``settings.warmup`` runs.
-
-    :func:`~nasvit.latency.measure_model_latency` for an input of any shape.
-    """
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    dtype, device = getattr(torch, settings.dtype), torch.device(settings.device)
-    module = module.to(device=device, dtype=dtype).eval()
-    x = torch.randn(input_shape, device=device, dtype=dtype)
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(settings.warmup):
-        module(x)
-    synchronize()
-    times = []
-    for _ in range(settings.repeats):
-        start = time.perf_counter()
-        module(x)
-        synchronize()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def block_count(cfg: SubnetConfig) -> int:

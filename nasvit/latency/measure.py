@@ -35,25 +35,29 @@ class LatencySettings:
 
 
 @torch.inference_mode()
-def measure_model_latency(model: nn.Module, resolution: int, settings: LatencySettings) -> float:
-    """Median milliseconds of one forward pass of ``model`` on (batch, 3, resolution, resolution) inputs."""
+def measure_module_latency(module: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings) -> float:
+    """Median milliseconds of ``module(x)`` for a random ``x`` of ``input_shape``, after ``settings.warmup`` runs."""
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
-    dtype = getattr(torch, settings.dtype)
-    device = torch.device(settings.device)
-    model = model.to(device=device, dtype=dtype).eval()
-    x = torch.randn(settings.batch_size, 3, resolution, resolution, device=device, dtype=dtype)
+    dtype, device = getattr(torch, settings.dtype), torch.device(settings.device)
+    module = module.to(device=device, dtype=dtype).eval()
+    x = torch.randn(input_shape, device=device, dtype=dtype)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(settings.warmup):
-        model(x)
+        module(x)
     synchronize()
     times = []
     for _ in range(settings.repeats):
         start = time.perf_counter()
-        model(x)
+        module(x)
         synchronize()
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
+
+
+def measure_model_latency(model: nn.Module, resolution: int, settings: LatencySettings) -> float:
+    """Median milliseconds of one forward pass of ``model`` on (batch, 3, resolution, resolution) inputs."""
+    return measure_module_latency(model, (settings.batch_size, 3, resolution, resolution), settings)
 
 
 def measure_latency(cfg: SubnetConfig, settings: LatencySettings) -> float:
