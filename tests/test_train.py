@@ -173,3 +173,11 @@ def test_imagenet_config_builds_and_runs_one_step(tmp_path):
     assert summary["steps"] == 1 and len(recipe.largest_losses) == 1
     assert recipe.data.num_classes == 2 and recipe.net.space.name == "nasvit"
     assert checkpoint.load(checkpoint.latest(tmp_path / "run"))["step"] == 1
+
+
+def test_gradient_accumulation_takes_one_step_per_group_of_micro_batches(tmp_path):
+    recipe = TrainRecipe(fast_config("optim.accumulation=2", "optim.epochs=1"), tmp_path)
+    summary = recipe.run()
+    assert recipe.steps_per_epoch == 4 and summary["steps"] == 4  # 9 batches of 128 per epoch -> 4 steps of 2
+    assert recipe.lr == pytest.approx(0.04 * 256 / 512)  # linear scaling with the global batch
+    assert all(torch.isfinite(p).all() for p in recipe.net.parameters())
