@@ -135,6 +135,10 @@ def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
         if not isinstance(value, (list, tuple)):
             problems.append(f"{where}: expected a list, got {value!r}")
             return value
+        fixed = origin is tuple and args and args[-1] is not Ellipsis
+        if fixed and len(value) != len(args):
+            problems.append(f"{where}: expected {len(args)} values, got {len(value)} ({value!r})")
+            return value
         item = args[0] if args else Any
         converted = [_convert(v, item, f"{where}[{i}]", problems) for i, v in enumerate(value)]
         return tuple(converted) if origin is tuple else converted
@@ -149,6 +153,11 @@ def _scalar(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             problems.append(f"{where}: expected an integer, got {value!r}")
     elif hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             problems.append(f"{where}: expected a number, got {value!r}")
         else:

@@ -91,15 +91,13 @@ def all_reduce_sum(values: Tensor) -> Tensor:
 
 @torch.no_grad()
 def broadcast_module(module: nn.Module, buffers_only: bool = False) -> None:
-    """Copy rank 0's parameters (unless ``buffers_only``) and buffers to every process, as DistributedDataParallel
-    does with BatchNorm statistics."""
-    if dist.is_initialized():
-        tensors = list(module.buffers()) if buffers_only else list(module.parameters()) + list(module.buffers())
-        flat = _flatten_dense_tensors([t.data for t in tensors if t.dtype.is_floating_point])
-        dist.broadcast(flat, src=0)
-        floating = [t for t in tensors if t.dtype.is_floating_point]
-        for tensor, value in zip(floating, _unflatten_dense_tensors(flat, [t.data for t in floating])):
-            tensor.data.copy_(value)
-        for tensor in tensors:
-            if not tensor.dtype.is_floating_point:
-                dist.broadcast(tensor.data, src=0)
+    """Copy rank 0's floating-point parameters (unless ``buffers_only``) and buffers to every process in one
+    collective, as DistributedDataParallel does with BatchNorm statistics."""
+    if not dist.is_initialized():
+        return
+    tensors = [] if buffers_only else list(module.parameters())
+    tensors = [t for t in tensors + list(module.buffers()) if t.dtype.is_floating_point]
+    flat = _flatten_dense_tensors([t.data for t in tensors])
+    dist.broadcast(flat, src=0)
+    for tensor, value in zip(tensors, _unflatten_dense_tensors(flat, [t.data for t in tensors])):
+        tensor.data.copy_(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from evolve.errors import SearchError
 from search_space.errors import SpaceError
 
 
@@ -9,4 +10,4 @@ class NasvitError(Exception):
     """A problem with the user's input (config, file, checkpoint, data) that names the value and the fix."""
 
 
-USER_ERRORS = (NasvitError, SpaceError)
+USER_ERRORS = (NasvitError, SpaceError, SearchError)

@@ -14,6 +14,7 @@ from contextlib import nullcontext
 import torch.distributed as dist
 from torch import Tensor
 
+from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy, calibrate
 from search_space import SearchSpace, SubnetConfig
 from supernet import Supernet
@@ -65,6 +66,7 @@ class DistributedEvaluator:
     def __init__(self, local: SupernetEvaluator, space: SearchSpace):
         self.local, self.space = local, space
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.failed = False
 
     def __call__(self, cfgs: Sequence[SubnetConfig]) -> list[dict[str, float]]:
         names = [str(cfg) for cfg in cfgs]
@@ -81,14 +83,25 @@ class DistributedEvaluator:
             self._evaluate_share(message[0])
 
     def close(self) -> None:
-        """Release the serving ranks (rank 0)."""
-        dist.broadcast_object_list([None], src=0)
+        """Release the serving ranks (rank 0); after a failed call they have already stopped."""
+        if not self.failed:
+            dist.broadcast_object_list([None], src=0)
 
     def _evaluate_share(self, names: list[str]) -> list[dict[str, float]]:
-        mine = [SubnetConfig.from_string(n, self.space) for n in names[self.rank :: self.world]]
-        results = self.local(mine)
+        """Evaluate this rank's share and gather all shares. A failure on any rank is gathered like a result,
+        so every rank completes the same collectives and then raises the same error."""
+        try:
+            results: object = self.local(
+                [SubnetConfig.from_string(n, self.space) for n in names[self.rank :: self.world]]
+            )
+        except Exception as error:
+            results = f"rank {self.rank}: {type(error).__name__}: {error}"
         gathered: list = [None] * self.world
         dist.all_gather_object(gathered, results)
+        errors = [part for part in gathered if isinstance(part, str)]
+        if errors:
+            self.failed = True
+            raise NasvitError(f"distributed evaluation failed: {'; '.join(errors)}")
         merged = [None] * len(names)
         for rank, part in enumerate(gathered):
             merged[rank :: self.world] = part

@@ -153,6 +153,18 @@ class TrainConfig:
             problems.append(f"sandwich.num_random: {self.sandwich.num_random} must be >= 0")
         if self.max_nan_skips < 1:
             problems.append(f"max_nan_skips: {self.max_nan_skips} must be >= 1")
+        if self.log_every < 1 or self.eval.every_epochs < 1:
+            problems.append("log_every and eval.every_epochs must be at least 1")
+        sandwich = self.sandwich
+        if not -1.0 <= sandwich.alpha_min <= sandwich.alpha_max <= 1.0 or sandwich.alpha_clamp <= 0:
+            problems.append(
+                f"sandwich: need -1 <= alpha_min <= alpha_max <= 1 and alpha_clamp > 0, got "
+                f"{sandwich.alpha_min}, {sandwich.alpha_max}, {sandwich.alpha_clamp}"
+            )
+        if self.optim.lr <= 0 or not all(0 <= beta < 1 for beta in self.optim.betas):
+            problems.append(f"optim: lr must be > 0 and betas in [0, 1), got {self.optim.lr}, {list(self.optim.betas)}")
+        if not 0 <= self.ema.decay < 1:
+            problems.append(f"ema.decay: {self.ema.decay} must be in [0, 1)")
         if problems:
             error = NasvitError("; ".join(problems))
             error.problems = problems

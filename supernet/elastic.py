@@ -151,12 +151,15 @@ class ElasticRelativePositionBias(nn.Module):
         self.active_heads = heads
         self.active_window = (size, size)
         self.register_buffer("active_index", relative_position_index(size, size, size, size), persistent=False)
+        self._indices: dict[tuple[int, int, torch.device], Tensor] = {}  # built once per window shape and device
 
     def set_window(self, rows: int, cols: int, heads: int) -> None:
         """Select the window shape and head count; called by ``Supernet.set_active_subnet`` only."""
         if (rows, cols) != self.active_window:
-            index = relative_position_index(rows, cols, self.size, self.size)
-            self.active_index = index.to(self.active_index.device)
+            key = (rows, cols, self.table.device)
+            if key not in self._indices:
+                self._indices[key] = relative_position_index(rows, cols, self.size, self.size).to(self.table.device)
+            self.active_index = self._indices[key]
         self.active_window, self.active_heads = (rows, cols), heads
 
     def forward(self) -> Tensor:

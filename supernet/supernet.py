@@ -129,7 +129,7 @@ def _mbconv_sizes(space: SearchSpace, spec: StageSpec, in_widths: tuple[int, ...
         stride=spec.stride if position == 0 else 1,
         expand=any(t != 1 for t in spec.expand_ratios),
         se_channels=max(squeeze_channels(m, space.se_reduction, space.channel_divisor) for m in mids) if spec.se else 0,
-        shortcut_conv=any(a != b for a in in_widths for b in spec.widths),
+        shortcut_conv=position == 0 and any(a != b for a in in_widths for b in spec.widths),
     )
 
 

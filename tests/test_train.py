@@ -139,6 +139,7 @@ def test_non_finite_loss_is_skipped_then_stops(tmp_path, monkeypatch):
     assert str(good) in str(info.value)
     assert checkpoint.load(good)["step"] == 2 and checkpoint.latest(tmp_path) == good
     assert all(torch.isfinite(p).all() for p in recipe.net.parameters())  # no update from a NaN step
+    assert all(torch.isfinite(b).all() for b in recipe.net.buffers())  # nor BN statistics of skipped steps
 
 
 def _fake_image_folder(root: Path, classes: int = 2, per_class: int = 4) -> None:
@@ -181,3 +182,28 @@ def test_gradient_accumulation_takes_one_step_per_group_of_micro_batches(tmp_pat
     assert recipe.steps_per_epoch == 4 and summary["steps"] == 4  # 9 batches of 128 per epoch -> 4 steps of 2
     assert recipe.lr == pytest.approx(0.04 * 256 / 512)  # linear scaling with the global batch
     assert all(torch.isfinite(p).all() for p in recipe.net.parameters())
+
+
+def test_resume_with_other_schedule_or_data_is_refused(tmp_path):
+    TrainRecipe(fast_config("max_steps=2"), tmp_path).run()
+    with pytest.raises(checkpoint.CheckpointError, match=r"optim: .* in the checkpoint|data.batch_size: 128"):
+        TrainRecipe(fast_config("optim.epochs=5", "data.batch_size=64"), tmp_path, resume="auto").run()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.betas=[0.9]", "optim.betas: expected 2 values, got 1"),
+        ("log_every=0", "log_every and eval.every_epochs must be at least 1"),
+        ("sandwich.alpha_min=-2", "need -1 <= alpha_min <= alpha_max <= 1"),
+        ("ema.decay=1.5", "ema.decay: 1.5 must be in [0, 1)"),
+    ],
+)
+def test_invalid_values_are_refused_before_training(override, message):
+    with pytest.raises(ConfigError) as info:
+        fast_config(override)
+    assert message in str(info.value)
+
+
+def test_exponent_floats_without_a_dot_parse():
+    assert fast_config("optim.lr=3e-4").optim.lr == pytest.approx(3e-4)

@@ -18,6 +18,7 @@ import torch
 from nasvit import checkpoint
 from nasvit.config import load_config
 from nasvit.data import build_data
+from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy
 from nasvit.export import export_subnet, load_model, read_description
 from nasvit.latency import LatencySettings, measure_model_latency
@@ -66,9 +67,13 @@ class DemoRecipe:
         state = checkpoint.load(latest)
         space = parse_space(state["space"])
         best = json.loads((search_dir / "best.json").read_text())["budgets"]
+        infeasible = [entry["budget"] for entry in best if not entry.get("subnet")]
+        if infeasible:
+            raise NasvitError(f"the search found no subnet within {infeasible}; loosen those budgets")
         exports = [self._export(state, latest, space, entry) for entry in best]
         _stage("4/4 measure latency and validation accuracy", self.out)
-        rows = [self._measure(entry["budget"], directory) for entry, directory in zip(best, exports)]
+        data = build_data(self.train_config.data)
+        rows = [self._measure(entry["budget"], directory, data) for entry, directory in zip(best, exports)]
         (self.out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
         return rows
 
@@ -82,10 +87,9 @@ class DemoRecipe:
         logger.info("exported %s: largest differences %s", directory, report.differences)
         return directory
 
-    def _measure(self, budget: str, directory: Path) -> dict[str, Any]:
+    def _measure(self, budget: str, directory: Path, data) -> dict[str, Any]:
         model = load_model(directory)
         description = read_description(directory)
-        data = build_data(self.train_config.data)
         with torch.inference_mode():
             result = accuracy(model, data.loader("val", batch_size=256, shuffle=False))
         latency = measure_model_latency(model, model.resolution, LatencySettings(batch_size=1, repeats=50))

@@ -62,10 +62,14 @@ class SearchRecipe:
             )
         calibration = fixed_batches(data.train_eval, config.eval.bn_batches, config.eval.batch_size, data_config.seed)
         held_out = fixed_batches(data.dataset(config.eval.split), None, config.eval.batch_size, data_config.seed)
+        device = self.ctx.device
+        calibration = [(x.to(device), y.to(device)) for x, y in calibration]  # moved once, not per candidate
+        held_out = [(x.to(device), y.to(device)) for x, y in held_out]
         self.local = SupernetEvaluator(self.net, calibration, held_out, self._autocast)
         distributed_run = self.ctx.distributed
         self.evaluator = DistributedEvaluator(self.local, self.space) if distributed_run else self.local
-        self.latency_fn = build_latency_fn(config, self.space) if config.evolve.needs_latency else None
+        needs_latency = config.evolve.needs_latency and self.ctx.is_main
+        self.latency_fn = build_latency_fn(config, self.space) if needs_latency else None
         if self.ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "search_config.yaml").write_text(dump_yaml(config))

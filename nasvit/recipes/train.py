@@ -73,6 +73,8 @@ class TrainRecipe:
         self.space = load_space(config.space)
         self.data = build_data(config.data)
         torch.manual_seed(config.seed)
+        random.seed(config.seed + self.ctx.rank)  # timm RandAugment in the main process
+        np.random.seed(config.seed + self.ctx.rank)  # timm Mixup
         self.net = Supernet(self.space, self.data.num_classes).to(self.ctx.device)
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -105,6 +107,9 @@ class TrainRecipe:
         sync = distributed.all_reduce_mean if self.ctx.distributed else None
         alpha = (config.sandwich.alpha_min, config.sandwich.alpha_max, config.sandwich.alpha_clamp)
         self.sandwich = SandwichStep(self.net, *alpha, groups=parameter_groups(self.net), sync=sync)
+        self._bn_statistics = [
+            b for name, b in self.net.named_buffers() if name.endswith(("running_mean", "running_var"))
+        ]
         self.calibration = fixed_batches(
             self.data.train_eval, config.eval.bn_batches, config.eval.batch_size, config.seed
         )
@@ -157,7 +162,9 @@ class TrainRecipe:
             epoch_done = self.step % self.steps_per_epoch == 0
             if epoch_done and (self._eval_due(epoch) or self.step == self.total_steps):
                 last_eval = self.evaluate(epoch + 1)
-            self.save_checkpoint(self.step // self.steps_per_epoch)
+            already_saved = self.last_checkpoint == checkpoint.checkpoint_path(self.run_dir, self.step)
+            if self.nan_skips == 0 and not already_saved:
+                self.save_checkpoint(self.step // self.steps_per_epoch)
         elapsed = time.perf_counter() - started_at
         return {"steps": self.step, "steps_this_run": self.step - start, "seconds": elapsed, **last_eval}
 
@@ -168,6 +175,7 @@ class TrainRecipe:
         subnets = sample_subnets(self.net, config.seed, self.step, config.sandwich.num_random)
         project = config.projection.enabled and epoch >= config.projection.start_epoch
         self.net.train()
+        statistics = [b.clone() for b in self._bn_statistics]
         result = self.sandwich.run(
             prepared,
             subnets,
@@ -177,6 +185,9 @@ class TrainRecipe:
             projection_mode=config.projection.mode,
             measure_conflicts=config.projection.conflict_meter,
         )
+        if not result.finite:  # the skipped forward passes must leave no trace in the BN statistics
+            for buffer, saved in zip(self._bn_statistics, statistics):
+                buffer.copy_(saved)
         grad_norm = self._apply(result)
         self.largest_losses.append(result.losses[subnets[0][0]])
         self.step += 1
@@ -286,6 +297,7 @@ class TrainRecipe:
             "config": to_dict(self.config),
             "space": space_to_dict(self.space),
             "num_classes": self.data.num_classes,
+            "world_size": self.ctx.world_size,
         }
         path = checkpoint.save_atomic(payload, checkpoint.checkpoint_path(self.run_dir, self.step))
         checkpoint.prune(self.run_dir, keep=3)
@@ -304,13 +316,22 @@ class TrainRecipe:
                 f"checkpoint {path} was trained on search space '{saved_space.name}', which differs from this "
                 f"config's space '{self.space.name}'; resume with the config it was made with"
             )
-        self.net.load_state_dict(state["model"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.module.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state["scaler"] is not None:
-            self.scaler.load_state_dict(state["scaler"])
+        mismatches = _resume_mismatches(state, self.config, self.data.num_classes, self.ctx.world_size)
+        if mismatches:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {path} was made with other settings ({'; '.join(mismatches)}); resume with the "
+                "config it was made with, or start a new run in another directory"
+            )
+        try:
+            self.net.load_state_dict(state["model"])
+            if self.ema is not None and state["ema"] is not None:
+                self.ema.module.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if self.scaler is not None and state["scaler"] is not None:
+                self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise checkpoint.CheckpointError(f"checkpoint {path} does not fit this run: {str(error)[:300]}") from None
         self.step, self.nan_skips = state["step"], state["nan_skips"]
         _set_rng_state(state["rng"])
         self.last_checkpoint = path
@@ -346,6 +367,27 @@ class TrainRecipe:
                 raise
         finally:
             self.cleanup()
+
+
+RESUME_KEYS = ("optim", "sandwich", "data.batch_size", "data.dataset", "data.image_size", "seed")
+
+
+def _resume_mismatches(state: dict[str, Any], config: TrainConfig, num_classes: int, world_size: int) -> list[str]:
+    """Settings that shape the model, the schedule or the data order and differ from the checkpoint's
+    (``max_steps`` and logging may change on resume)."""
+    saved, current = state["config"], to_dict(config)
+    problems = []
+    for key in RESUME_KEYS:
+        section, _, leaf = key.partition(".")
+        before = saved.get(section, {}).get(leaf) if leaf else saved.get(section)
+        after = current[section][leaf] if leaf else current[section]
+        if before != after:
+            problems.append(f"{key}: {before!r} in the checkpoint, {after!r} now")
+    if state["num_classes"] != num_classes:
+        problems.append(f"num_classes: {state['num_classes']} in the checkpoint, {num_classes} now")
+    if state.get("world_size", world_size) != world_size:
+        problems.append(f"world size: {state['world_size']} processes in the checkpoint, {world_size} now")
+    return problems
 
 
 def _rng_state() -> dict[str, Any]:

@@ -84,17 +84,18 @@ class SandwichStep:
         non-finite on any process the gradients are cleared and ``finite`` is False.
         """
         count = len(micro_batches)
-        totals = {slot: torch.zeros(()) for slot, _ in subnets}
+        device = self.params[0].device
+        totals = {slot: torch.zeros((), device=device) for slot, _ in subnets}  # on the device: one sync a step
         largest_slot, largest_cfg = subnets[0]
         teacher_logits = []
+        self.net.set_active_subnet(largest_cfg)
         for images, targets in micro_batches:
-            self.net.set_active_subnet(largest_cfg)
             with autocast():
                 logits = self.net(images)
                 loss = soft_cross_entropy(logits, targets)
             scale_loss(loss / count).backward()
             teacher_logits.append(logits.detach())
-            totals[largest_slot] += loss.detach().float().cpu()
+            totals[largest_slot] += loss.detach().float()
         largest = self._take_gradients()
         for slot, cfg in subnets[1:]:
             self.net.set_active_subnet(cfg)
@@ -103,9 +104,10 @@ class SandwichStep:
                     logits = self.net(images)
                 loss = adaptive_alpha_divergence(logits, teacher, *self.alpha)
                 scale_loss(loss / count).backward()
-                totals[slot] += loss.detach().float().cpu()
+                totals[slot] += loss.detach().float()
         others = self._take_gradients()
-        losses = {slot: (value / count).item() for slot, value in totals.items()}
+        values = (torch.stack(list(totals.values())) / count).tolist()
+        losses = dict(zip(totals, values))
         finite = self._all_finite(losses)
         if not finite:
             return StepResult(losses, None, False)
