@@ -4,7 +4,8 @@
     summary = recipe.run()          # setup, train, cleanup
 
 Runs on one CPU or GPU, or on many under ``torchrun`` (gradients averaged over processes; only rank 0 logs
-and writes). Checkpoints are atomic and resume exactly: the same weights as an uninterrupted run.
+and writes). Checkpoints are atomic and resume exactly: the same weights as an uninterrupted run (for image
+folders with ``data.workers=0``; worker processes draw augmentations in scheduling order).
 """
 
 from __future__ import annotations
