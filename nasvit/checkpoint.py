@@ -1,8 +1,8 @@
 """Supernet checkpoints: written atomically, loaded with ``weights_only=True``, checked before use.
 
 A checkpoint is a dict with ``format``, ``model``, ``ema``, ``optimizer``, ``scheduler``, ``scaler``,
-``epoch``, ``step``, ``rng``, ``config`` (the resolved run config) and ``space`` (the search space's YAML
-mapping), so it names what made it.
+``epoch``, ``step``, ``nan_skips``, ``rng``, ``config`` (the resolved run config), ``space`` (the search space's
+YAML mapping), ``num_classes`` and ``world_size``, so it names what made it.
 """
 
 from __future__ import annotations

@@ -49,10 +49,6 @@ class MBConvPlan:
     out_size: int
 
     @property
-    def shortcut_pool(self) -> bool:
-        return self.stride > 1
-
-    @property
     def shortcut_conv(self) -> bool:
         return self.in_channels != self.out_channels
 
