@@ -11,7 +11,8 @@ Importing this package registers ``nasvit_subnet`` with timm.
 
 from supernet import timm_models
 from supernet.bn_calibration import recalibrate_bn
+from supernet.inference import optimize_for_inference
 from supernet.static_model import NASViT
 from supernet.supernet import Supernet
 
-__all__ = ["NASViT", "Supernet", "recalibrate_bn", "timm_models"]
+__all__ = ["NASViT", "Supernet", "optimize_for_inference", "recalibrate_bn", "timm_models"]

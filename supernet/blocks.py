@@ -83,8 +83,7 @@ class TalkingHeadAttention(nn.Module):
         v = self.v_conv(v.transpose(1, 2).reshape(batch, value_channels, rows, cols))  # (B, Cv, rows, cols)
         v = v.reshape(batch, heads, value_channels // heads, tokens).transpose(2, 3)  # (B, heads, n, Cv/heads)
         logits = (q * self.scale) @ k.transpose(-2, -1) + self.position_bias()  # (B, heads, n, n)
-        logits = self.talk_pre(logits.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        attention = self.talk_post(logits.softmax(-1).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        attention = self.talk_post(self.talk_pre(logits).softmax(-1))  # mixes across heads, (B, heads, n, n)
         out = (attention @ v).transpose(1, 2).reshape(batch, tokens, value_channels)  # (B, n, Cv)
         out = self.proj(self.act(out))  # (B, n, C)
         if windowed:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from supernet.layers import ConvBnAct, relative_position_index
+from supernet.layers import ConvBnAct, mix_heads, relative_position_index
 
 
 class ElasticConv2d(nn.Conv2d):
@@ -71,6 +71,14 @@ class ElasticLinear(nn.Linear):
         out = self.active_out_features
         bias = self.bias[:out] if self.bias is not None else None
         return F.linear(x, self.weight[:out, : x.shape[-1]], bias)
+
+
+class ElasticHeadMix(ElasticLinear):
+    """Talking-heads mix over the leading heads: (B, heads_in, n, m) -> (B, active_out_features, n, m)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.active_out_features
+        return mix_heads(x, self.weight[:out, : x.shape[1]], self.bias[:out])
 
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):

@@ -121,6 +121,23 @@ def relative_position_index(rows: int, cols: int, table_rows: int, table_cols: i
     return (offsets[0] + table_rows - 1) * (2 * table_cols - 1) + offsets[1] + table_cols - 1
 
 
+def mix_heads(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """Talking-heads mix: a linear map across the head dim of attention maps, without moving it last.
+
+    (B, heads_in, n, m) x weight (heads_out, heads_in) + bias (heads_out,) -> (B, heads_out, n, m).
+    """
+    batch, heads, n, m = x.shape
+    mixed = torch.matmul(weight, x.reshape(batch, heads, n * m))  # (B, heads_out, n * m)
+    return (mixed + bias[:, None]).view(batch, -1, n, m)
+
+
+class HeadMix(nn.Linear):
+    """A ``Linear(heads_in, heads_out)`` applied across the heads of (B, heads, n, m) attention maps."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return mix_heads(x, self.weight, self.bias)
+
+
 class Mlp(nn.Module):
     """Linear - act - [depthwise conv on the token map] - Linear: (B, N, C) -> (B, N, C)."""
 

@@ -7,6 +7,7 @@ from torch import nn
 from supernet.elastic import (
     ElasticBatchNorm2d,
     ElasticConv2d,
+    ElasticHeadMix,
     ElasticLayerNorm,
     ElasticLinear,
     ElasticRelativePositionBias,
@@ -14,7 +15,7 @@ from supernet.elastic import (
     SkippableConvBnAct,
     SwitchableScale,
 )
-from supernet.layers import ConvBnAct, LayerScale, RelativePositionBias, TokenChannelLayerNorm
+from supernet.layers import ConvBnAct, HeadMix, LayerScale, RelativePositionBias, TokenChannelLayerNorm
 
 
 class StaticOps:
@@ -30,6 +31,7 @@ class StaticOps:
 
     batch_norm = nn.BatchNorm2d
     linear = nn.Linear
+    head_mix = HeadMix
     conv_bn_act = ConvBnAct
     optional_conv_bn_act = ConvBnAct
 
@@ -52,6 +54,7 @@ class ElasticOps:
     conv = ElasticConv2d
     batch_norm = ElasticBatchNorm2d
     linear = ElasticLinear
+    head_mix = ElasticHeadMix
     conv_bn_act = ConvBnAct
     optional_conv_bn_act = SkippableConvBnAct
 

@@ -2,9 +2,16 @@
 
 from nasvit.latency.measure import (
     LatencySettings,
+    inference_model,
     measure_latency,
     measure_model_latency,
     measure_models_interleaved,
 )
 
-__all__ = ["LatencySettings", "measure_latency", "measure_model_latency", "measure_models_interleaved"]
+__all__ = [
+    "LatencySettings",
+    "inference_model",
+    "measure_latency",
+    "measure_model_latency",
+    "measure_models_interleaved",
+]

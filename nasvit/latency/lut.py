@@ -30,18 +30,23 @@ from torch import nn
 from tqdm import tqdm
 
 from nasvit.errors import NasvitError
-from nasvit.latency.measure import LatencySettings, measure_models_interleaved, measure_module_latency
+from nasvit.latency.measure import (
+    LatencySettings,
+    inference_model,
+    measure_models_interleaved,
+    measure_module_latency,
+)
 from search_space import SearchSpace, StageChoice, SubnetConfig, space_to_dict
 from search_space.arithmetic import conv_out_size
 from search_space.plan import BlockPlan, HeadPlan, MBConvPlan, StemPlan, block_out_size, plan_stage
 from search_space.spec import StageSpec
-from supernet import NASViT
+from supernet import optimize_for_inference
 from supernet.builders import build_head, build_stem
 from supernet.init import init_weights
 from supernet.ops import StaticOps
 from supernet.static_model import _build_block
 
-TABLE_FORMAT = "nasvit-latency-table/1"
+TABLE_FORMAT = "nasvit-latency-table/2"  # 2: blocks timed in their inference form
 SAVE_EVERY = 10  # entries timed between two rewrites of the table file while building
 UNTIMED_FIELDS = frozenset({"scale_key"})  # plan fields that do not change the work a block does
 
@@ -111,7 +116,8 @@ def check_resolution(space: SearchSpace, resolution: int) -> None:
 
 # ---------------------------------------------------------------------------------------------- timing
 def block_module(space: SearchSpace, plan: AnyPlan) -> nn.Module:
-    """The static module of one block, initialised as :class:`~supernet.NASViT` initialises it."""
+    """The inference form (:func:`~supernet.optimize_for_inference`) of one block's static module, initialised
+    as :class:`~supernet.NASViT` initialises it."""
     if isinstance(plan, StemPlan):
         module = build_stem(StaticOps, space, plan.out_channels)
     elif isinstance(plan, HeadPlan):
@@ -119,7 +125,7 @@ def block_module(space: SearchSpace, plan: AnyPlan) -> nn.Module:
     else:
         module = _build_block(space, plan)
     init_weights(module)
-    return module
+    return optimize_for_inference(module)
 
 
 def block_input_shape(plan: AnyPlan, batch_size: int) -> tuple[int, int, int, int]:
@@ -149,7 +155,7 @@ def calibrate(table: LatencyTable, resolution: int, settings: LatencySettings, s
     """
     rng = random.Random(f"latency-calibration:{table.space.name}:{resolution}")
     cfgs = [table.space.sample(rng).replace(resolution=resolution) for _ in range(subnets)]
-    measured = np.array(measure_models_interleaved([NASViT(cfg) for cfg in cfgs], resolution, settings))
+    measured = np.array(measure_models_interleaved([inference_model(cfg) for cfg in cfgs], resolution, settings))
     features = np.array([[table.block_sum(cfg), block_count(cfg), 1.0] for cfg in cfgs])
     (scale, per_block, offset), *_ = np.linalg.lstsq(features, measured, rcond=None)
     fitted = features @ np.array([scale, per_block, offset])
@@ -170,7 +176,7 @@ def warm_up_process(space: SearchSpace, resolution: int, settings: LatencySettin
     (seen here: an MBConv block took 5.7 ms in a fresh process and 1.9 ms after one forward of the largest
     subnet, which is also what it takes inside the network), so blocks timed first would be overestimated.
     """
-    model = NASViT(space.max_subnet().replace(resolution=resolution))
+    model = inference_model(space.max_subnet().replace(resolution=resolution))
     measure_module_latency(
         model,
         (settings.batch_size, space.in_channels, resolution, resolution),
@@ -179,8 +185,11 @@ def warm_up_process(space: SearchSpace, resolution: int, settings: LatencySettin
 
 
 def time_block(space: SearchSpace, plan: AnyPlan, settings: LatencySettings) -> float:
-    """Median milliseconds of one block of ``space`` under ``settings``."""
-    return measure_module_latency(block_module(space, plan), block_input_shape(plan, settings.batch_size), settings)
+    """Median milliseconds of one block of ``space`` under ``settings``; blocks after the stem get channels-last
+    inputs, as they do inside an inference-form network."""
+    layout = torch.contiguous_format if isinstance(plan, StemPlan) else torch.channels_last
+    shape = block_input_shape(plan, settings.batch_size)
+    return measure_module_latency(block_module(space, plan), shape, settings, layout)
 
 
 # ----------------------------------------------------------------------------------------------- table

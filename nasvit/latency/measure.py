@@ -1,4 +1,8 @@
-"""Measured latency: build the static subnet, warm up, report the median of timed runs."""
+"""Measured latency: build the static subnet in its inference form, warm up, report the median of timed runs.
+
+Latency is always of :func:`~supernet.optimize_for_inference`'s form of a model (BatchNorm folded,
+channels-last), the form a deployment runs; the exported ``model.safetensors`` keeps the trainable form.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import torch
 from torch import nn
 
 from search_space import SubnetConfig
-from supernet import NASViT
+from supernet import NASViT, optimize_for_inference
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,19 @@ class LatencySettings:
 
 
 @torch.inference_mode()
-def measure_module_latency(module: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings) -> float:
-    """Median milliseconds of ``module(x)`` for a random ``x`` of ``input_shape``, after ``settings.warmup`` runs."""
+def measure_module_latency(
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    settings: LatencySettings,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> float:
+    """Median milliseconds of ``module(x)`` for a random ``x`` of ``input_shape`` stored in ``memory_format``,
+    after ``settings.warmup`` runs."""
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     dtype, device = getattr(torch, settings.dtype), torch.device(settings.device)
     module = module.to(device=device, dtype=dtype).eval()
-    x = torch.randn(input_shape, device=device, dtype=dtype)
+    x = torch.randn(input_shape, device=device, dtype=dtype).contiguous(memory_format=memory_format)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(settings.warmup):
         module(x)
@@ -60,9 +70,14 @@ def measure_model_latency(model: nn.Module, resolution: int, settings: LatencySe
     return measure_module_latency(model, (settings.batch_size, 3, resolution, resolution), settings)
 
 
+def inference_model(cfg: SubnetConfig) -> nn.Module:
+    """The inference form of ``cfg``'s static model, randomly initialised (weights do not matter for timing)."""
+    return optimize_for_inference(NASViT(cfg))
+
+
 def measure_latency(cfg: SubnetConfig, settings: LatencySettings) -> float:
-    """Median milliseconds of the static model of ``cfg`` (weights do not matter for timing)."""
-    return measure_model_latency(NASViT(cfg), cfg.resolution, settings)
+    """Median milliseconds of the inference form of ``cfg``'s static model."""
+    return measure_model_latency(inference_model(cfg), cfg.resolution, settings)
 
 
 @torch.inference_mode()

@@ -22,9 +22,8 @@ from tqdm import tqdm
 
 from nasvit.errors import NasvitError
 from nasvit.latency.lut import LatencyTable, check_resolution, device_name
-from nasvit.latency.measure import LatencySettings, measure_models_interleaved
+from nasvit.latency.measure import LatencySettings, inference_model, measure_models_interleaved
 from search_space import COST_METRICS, SearchSpace
-from supernet import NASViT
 
 PREDICTORS = (*COST_METRICS, "lut")
 DEFAULT_RESOLUTION = 224
@@ -101,7 +100,7 @@ def latency_report(
         space: the space to sample from (seeded by ``seed``); every subnet is forced to ``resolution``.
         lut: a latency table of ``space`` holding ``resolution``.
         samples: number of subnets, at least 3.
-        settings: how each static subnet (:class:`~supernet.NASViT`) is timed.
+        settings: how the inference form of each subnet (:func:`~nasvit.latency.inference_model`) is timed.
         resolution: input side; None: :func:`default_resolution`.
 
     Returns:
@@ -127,7 +126,7 @@ def latency_report(
     cfgs = [space.sample(rng).replace(resolution=resolution) for _ in range(samples)]
     values = {metric: [space.cost(cfg).get(metric) for cfg in cfgs] for metric in COST_METRICS}
     values["lut"] = [lut.predict(cfg) for cfg in cfgs]
-    models = [NASViT(cfg) for cfg in tqdm(cfgs, desc="building subnets", unit="subnet", disable=not progress)]
+    models = [inference_model(cfg) for cfg in tqdm(cfgs, desc="building subnets", unit="subnet", disable=not progress)]
     measured = measure_models_interleaved(models, resolution, settings)
     scores = {name: score(np.array(values[name]), np.array(measured), raw_ms=name == "lut") for name in PREDICTORS}
     return {
