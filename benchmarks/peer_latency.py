@@ -15,6 +15,11 @@ subnet of the space has 251 M MACs, so a target with no subnet within its window
 falls back to the largest smaller resolution of the space that has one (200 M: 192 px); the table shows
 the resolution each model runs at (peers: always ``--resolution``).
 
+Models as deployed: ours in the inference form every latency figure of nasvit uses
+(:func:`~supernet.optimize_for_inference`: BatchNorm folded, channels-last); the peers as timm builds them,
+in eval mode, moved to channels-last (their faster layout on this CPU; timm has no generic BatchNorm fold,
+so theirs stays unfused).
+
 Timing: batch 1, one process, the same thread count for all, eval mode and ``torch.inference_mode()``.
 Each round runs one forward pass of every model, in an order rotated every round; after
 ``--warmup-rounds`` untimed rounds, the median over ``--rounds`` rounds is reported (with the interquartile
@@ -34,9 +39,9 @@ import torch
 from torch import nn
 
 from nasvit.errors import NasvitError
+from nasvit.latency import inference_model
 from nasvit.latency.lut import LatencyTable, device_name
 from search_space import SearchSpace, SubnetConfig, format_count, load_space
-from supernet import NASViT
 
 PEERS = (("mobilenetv3_large_100", 217e6, 200e6), ("levit_128s", 305e6, 300e6), ("efficientnet_b0", 390e6, 400e6))
 
@@ -132,8 +137,8 @@ def build_entries(args: argparse.Namespace) -> tuple[list[Entry], str]:
         cfg, found = pick_subnet(space, target, args, predict)
         cost = space.cost(cfg)
         name = f"nasvit-{format_count(target)}"
-        ours = Entry(name, cost.macs, cost.params, cfg.resolution, NASViT(cfg).eval(), cfg, predict(cfg))
-        model = timm.create_model(peer, pretrained=False).eval()
+        ours = Entry(name, cost.macs, cost.params, cfg.resolution, inference_model(cfg), cfg, predict(cfg))
+        model = timm.create_model(peer, pretrained=False).eval().to(memory_format=torch.channels_last)
         params = sum(p.numel() for p in model.parameters())
         entries += [ours, Entry(peer, peer_macs, params, args.resolution, model)]
         how += f"; {name}: {found} candidates"

@@ -57,14 +57,14 @@ def table_file(tmp_path_factory, tiny):
 
 @pytest.fixture
 def counting_timer(monkeypatch):
-    """Replace block timing by a constant 1 ms and count the calls."""
+    """Replace block timing by a constant 1 ms and record the blocks timed."""
     calls = []
 
-    def fake(space, plan, settings):
-        calls.append(plan)
-        return 1.0
+    def fake(space, plans, settings):
+        calls.extend(plans)
+        return [1.0] * len(plans)
 
-    monkeypatch.setattr(lut_module, "time_block", fake)
+    monkeypatch.setattr(lut_module, "time_blocks", fake)
     return calls
 
 
@@ -124,22 +124,29 @@ def test_resume_times_only_missing_entries(table_file, tiny, tmp_path, counting_
 
 def test_interrupted_build_resumes(tiny, tmp_path, monkeypatch):
     path = tmp_path / "table.json"
-    calls = []
+    groups = []
 
-    def interrupted(space, plan, settings):
-        calls.append(plan)
-        if len(calls) > 12:
+    def interrupted(space, plans, settings):
+        groups.append(plans)
+        if len(groups) > 1:
             raise KeyboardInterrupt
-        return 1.0
+        return [1.0] * len(plans)
 
-    monkeypatch.setattr(lut_module, "time_block", interrupted)
+    monkeypatch.setattr(lut_module, "time_blocks", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
-    assert len(LatencyTable.load(path, tiny)) == lut_module.SAVE_EVERY
-    calls.clear()
-    monkeypatch.setattr(lut_module, "time_block", lambda space, plan, settings: calls.append(plan) or 1.0)
+    assert len(groups[0]) == lut_module.SAVE_EVERY < len(enumerate_blocks(tiny, [RESOLUTION]))
+    assert set(LatencyTable.load(path, tiny).entries) == {block_key(plan) for plan in groups[0]}
+    calls = []
+
+    def counting(space, plans, settings):
+        calls.extend(plans)
+        return [1.0] * len(plans)
+
+    monkeypatch.setattr(lut_module, "time_blocks", counting)
     build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
     assert len(calls) == len(enumerate_blocks(tiny, [RESOLUTION])) - lut_module.SAVE_EVERY
+    assert not {block_key(plan) for plan in calls} & {block_key(plan) for plan in groups[0]}
 
 
 def test_resume_adds_a_resolution(table_file, tiny, tmp_path, counting_timer):

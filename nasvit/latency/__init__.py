@@ -6,6 +6,7 @@ from nasvit.latency.measure import (
     measure_latency,
     measure_model_latency,
     measure_models_interleaved,
+    measure_modules_interleaved,
 )
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "measure_latency",
     "measure_model_latency",
     "measure_models_interleaved",
+    "measure_modules_interleaved",
 ]

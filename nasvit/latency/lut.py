@@ -35,6 +35,7 @@ from nasvit.latency.measure import (
     inference_model,
     measure_models_interleaved,
     measure_module_latency,
+    measure_modules_interleaved,
 )
 from search_space import SearchSpace, StageChoice, SubnetConfig, space_to_dict
 from search_space.arithmetic import conv_out_size
@@ -47,7 +48,7 @@ from supernet.ops import StaticOps
 from supernet.static_model import _build_block
 
 TABLE_FORMAT = "nasvit-latency-table/2"  # 2: blocks timed in their inference form
-SAVE_EVERY = 10  # entries timed between two rewrites of the table file while building
+SAVE_EVERY = 24  # blocks timed together, interleaved, between two rewrites of the table file while building
 UNTIMED_FIELDS = frozenset({"scale_key"})  # plan fields that do not change the work a block does
 
 AnyPlan = StemPlan | BlockPlan | HeadPlan
@@ -184,12 +185,13 @@ def warm_up_process(space: SearchSpace, resolution: int, settings: LatencySettin
     )
 
 
-def time_block(space: SearchSpace, plan: AnyPlan, settings: LatencySettings) -> float:
-    """Median milliseconds of one block of ``space`` under ``settings``; blocks after the stem get channels-last
-    inputs, as they do inside an inference-form network."""
-    layout = torch.contiguous_format if isinstance(plan, StemPlan) else torch.channels_last
-    shape = block_input_shape(plan, settings.batch_size)
-    return measure_module_latency(block_module(space, plan), shape, settings, layout)
+def time_blocks(space: SearchSpace, plans: list[AnyPlan], settings: LatencySettings) -> list[float]:
+    """Median milliseconds of each block of ``plans`` under ``settings``, timed in interleaved rounds
+    (:func:`~nasvit.latency.measure_modules_interleaved`). Blocks after the stem get channels-last inputs, as
+    they do inside an inference-form network."""
+    shapes = [block_input_shape(plan, settings.batch_size) for plan in plans]
+    layouts = [torch.contiguous_format if isinstance(p, StemPlan) else torch.channels_last for p in plans]
+    return measure_modules_interleaved([block_module(space, plan) for plan in plans], shapes, settings, layouts)
 
 
 # ----------------------------------------------------------------------------------------------- table
@@ -408,8 +410,12 @@ def build_lut(
 
     When ``out_path`` already holds a table of the same space measured with the same settings on the same
     device and torch version, its entries are kept and only missing blocks are timed (an interrupted
-    build resumes; new resolutions are added). The file is rewritten atomically every
-    :data:`SAVE_EVERY` entries and at the end.
+    build resumes; new resolutions are added).
+
+    Blocks are timed in a seeded random order, :data:`SAVE_EVERY` at a time in interleaved rounds, so a slow
+    drift of a shared machine spreads as noise over all stages instead of biasing whichever stage was timed
+    during it (seen here: two sequential builds disagreed by 25-30% on every block of one stage). The file is
+    rewritten atomically after each group and at the end.
 
     Raises:
         NasvitError: a resolution the space does not have, or an existing table made differently.
@@ -431,12 +437,15 @@ def build_lut(
         header = dataclasses.replace(header, resolutions=tuple(sorted({*existing.resolutions, *resolutions})))
     table = LatencyTable(space, header, entries, out_path)
     todo = [plan for plan in plans if block_key(plan) not in entries]
+    random.Random(f"latency-table:{space.name}").shuffle(todo)  # drift of the machine must not follow the stages
     if todo:
         warm_up_process(space, max(resolutions), header.settings)
-    for count, plan in enumerate(tqdm(todo, desc="latency table", unit="block", disable=not progress), 1):
-        entries[block_key(plan)] = time_block(space, plan, header.settings)
-        if count % SAVE_EVERY == 0:
+    with tqdm(total=len(todo), desc="latency table", unit="block", disable=not progress) as bar:
+        for start in range(0, len(todo), SAVE_EVERY):
+            chunk = todo[start : start + SAVE_EVERY]
+            entries.update(zip(map(block_key, chunk), time_blocks(space, chunk, header.settings), strict=True))
             table.save(out_path)
+            bar.update(len(chunk))
     for resolution in resolutions:
         if todo or resolution not in table.calibration:
             table.calibration[resolution] = calibrate(table, resolution, header.settings)

@@ -80,31 +80,49 @@ def measure_latency(cfg: SubnetConfig, settings: LatencySettings) -> float:
     return measure_model_latency(inference_model(cfg), cfg.resolution, settings)
 
 
-@torch.inference_mode()
 def measure_models_interleaved(models: list[nn.Module], resolution: int, settings: LatencySettings) -> list[float]:
-    """Median milliseconds of each model, timed in rounds that visit every model in turn.
+    """Median milliseconds of each model on (batch, 3, resolution, resolution) inputs, timed in interleaved
+    rounds (:func:`measure_modules_interleaved`)."""
+    shape = (settings.batch_size, 3, resolution, resolution)
+    return measure_modules_interleaved(models, [shape] * len(models), settings)
 
-    Spreading each model's ``settings.repeats`` runs over rounds makes slow drift of a shared machine hit all
-    models alike, so their ranking holds (run to run, a single sequential pass per model ranks worse).
+
+@torch.inference_mode()
+def measure_modules_interleaved(
+    modules: list[nn.Module],
+    input_shapes: list[tuple[int, ...]],
+    settings: LatencySettings,
+    memory_formats: list[torch.memory_format] | None = None,
+) -> list[float]:
+    """Median milliseconds of each ``modules[i](x)`` for a random ``x`` of ``input_shapes[i]`` (stored in
+    ``memory_formats[i]``, default contiguous), timed in rounds that visit every module in turn.
+
+    Spreading each module's ``settings.repeats`` runs over rounds (of about 5 runs each) makes slow drift of a
+    shared machine hit all modules alike, so their ranking holds (run to run, one sequential pass per module
+    ranks worse).
     """
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     dtype, device = getattr(torch, settings.dtype), torch.device(settings.device)
-    models = [m.to(device=device, dtype=dtype).eval() for m in models]
-    x = torch.randn(settings.batch_size, 3, resolution, resolution, device=device, dtype=dtype)
+    formats = memory_formats or [torch.contiguous_format] * len(modules)
+    modules = [m.to(device=device, dtype=dtype).eval() for m in modules]
+    inputs = [
+        torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=layout)
+        for shape, layout in zip(input_shapes, formats, strict=True)
+    ]
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for model in models:
+    for module, x in zip(modules, inputs):
         for _ in range(settings.warmup):
-            model(x)
+            module(x)
     rounds = max(1, settings.repeats // 5)
     per_round = -(-settings.repeats // rounds)
-    times: list[list[float]] = [[] for _ in models]
+    times: list[list[float]] = [[] for _ in modules]
     for _ in range(rounds):
-        for model, record in zip(models, times):
+        for module, x, record in zip(modules, inputs, times):
             for _ in range(per_round):
                 synchronize()
                 start = time.perf_counter()
-                model(x)
+                module(x)
                 synchronize()
                 record.append(time.perf_counter() - start)
     return [1e3 * statistics.median(record) for record in times]
