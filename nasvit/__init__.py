@@ -7,8 +7,9 @@ network and its static twins), ``evolve`` (evolutionary searchers) and this one 
 __version__ = "0.1.0"
 
 
-def load_model(directory):
-    """The exported model in ``directory`` (see :func:`nasvit.export.load_model`)."""
+def load_model(directory, inference: bool = False):
+    """The exported model in ``directory``; with ``inference`` its faster inference form
+    (see :func:`nasvit.export.load_model`)."""
     from nasvit.export import load_model as load
 
-    return load(directory)
+    return load(directory, inference)

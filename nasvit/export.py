@@ -1,8 +1,9 @@
 """Export a subnet of a trained supernet as a standalone model, verified, and load it back.
 
-An export directory holds ``model.safetensors`` (the static model's weights and BN statistics),
-``subnet.json`` (subnet, search space, costs, known accuracy, provenance, parity figures) and optionally
-``model.onnx`` and ``model.ts`` (TorchScript).
+An export directory holds ``model.safetensors`` (the static model's weights and BN statistics: the trainable
+form, which timm and ``load_model`` read), ``subnet.json`` (subnet, search space, costs, known accuracy,
+provenance, parity figures) and optionally ``model.onnx`` and ``model.ts`` (TorchScript of the inference form,
+:func:`~supernet.optimize_for_inference`: BN folded, channels-last; for deployment, not for training).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from nasvit import checkpoint
 from nasvit.data import DataConfig, build_data, fixed_batches
 from nasvit.errors import NasvitError
 from search_space import SubnetConfig, parse_space, space_to_dict
-from supernet import NASViT, recalibrate_bn
+from supernet import NASViT, optimize_for_inference, recalibrate_bn
 
 TOLERANCE = 1e-4
 WEIGHTS_FILE, SUBNET_FILE, ONNX_FILE, TORCHSCRIPT_FILE = "model.safetensors", "subnet.json", "model.onnx", "model.ts"
@@ -81,9 +82,11 @@ def export_subnet(
         reference = static(probe)
         report = ExportReport(Path(out_dir), str(cfg))
         report.differences["supernet"] = _max_difference(net(probe), reference)
+        fast = optimize_for_inference(static)
+        report.differences["inference"] = _max_difference(fast(probe), reference)
     artefacts: dict[str, bytes] = {}
     if torchscript:
-        artefacts[TORCHSCRIPT_FILE], report.differences["torchscript"] = _torchscript(static, probe, reference)
+        artefacts[TORCHSCRIPT_FILE], report.differences["torchscript"] = _torchscript(fast, probe, reference)
     if onnx:
         artefacts[ONNX_FILE], report.differences["onnx"] = _onnx(static, probe, reference)
     failed = {name: diff for name, diff in report.differences.items() if not diff <= TOLERANCE}
@@ -106,8 +109,9 @@ def export_subnet(
     return report
 
 
-def load_model(directory: str | Path) -> NASViT:
-    """The exported model in ``directory`` (eval mode, on the CPU).
+def load_model(directory: str | Path, inference: bool = False) -> torch.nn.Module:
+    """The exported model in ``directory`` (eval mode, on the CPU): a :class:`~supernet.NASViT`, or with
+    ``inference`` its inference form (:func:`~supernet.optimize_for_inference`; faster, not trainable).
 
     Raises:
         NasvitError: the directory is not an export (no ``subnet.json`` / ``model.safetensors``).
@@ -117,7 +121,7 @@ def load_model(directory: str | Path) -> NASViT:
     space = parse_space(description["space"], source=f"{directory / SUBNET_FILE} (space)")
     model = NASViT(SubnetConfig.from_string(description["subnet"], space), description["num_classes"])
     model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
-    return model.eval()
+    return optimize_for_inference(model) if inference else model.eval()
 
 
 def read_description(directory: str | Path) -> dict[str, Any]:
@@ -150,11 +154,11 @@ def _description(static, cfg, state, checkpoint_path, metrics, report, recalibra
     }
 
 
-def _torchscript(static: NASViT, probe: torch.Tensor, reference: torch.Tensor) -> tuple[bytes, float]:
+def _torchscript(model: torch.nn.Module, probe: torch.Tensor, reference: torch.Tensor) -> tuple[bytes, float]:
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export, but still supported
         warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.script(static), buffer)
+        torch.jit.save(torch.jit.script(model), buffer)
         buffer.seek(0)
         loaded = torch.jit.load(buffer)
     with torch.no_grad():

@@ -55,7 +55,7 @@ def test_export_writes_verified_files_and_loads_back(trained, tmp_path):
         and description["costs"]["macs"] == load_space("tiny").cost(load_space("tiny").parse(arch), 10).macs
     )
     differences = description["verification"]["max_abs_difference"]
-    assert set(differences) == {"supernet", "torchscript", "onnx"} and max(differences.values()) <= 1e-4
+    assert set(differences) == {"supernet", "inference", "torchscript", "onnx"} and max(differences.values()) <= 1e-4
     assert description["provenance"]["checkpoint"] == str(trained) and description["provenance"]["date"]
     assert onnx
 
@@ -68,7 +68,9 @@ def test_export_writes_verified_files_and_loads_back(trained, tmp_path):
         via_timm = timm.create_model(
             "nasvit_subnet", subnet=arch, num_classes=10, checkpoint_path=str(tmp_path / "model.safetensors")
         ).eval()(x)
+        fast = nasvit.load_model(tmp_path, inference=True)(x)
     assert torch.allclose(scripted, expected, atol=1e-5) and torch.allclose(via_timm, expected, atol=1e-6)
+    assert torch.allclose(fast, expected, atol=1e-5)
 
 
 def test_export_from_search_result_keeps_its_metrics(trained, tmp_path):

@@ -1,4 +1,4 @@
-"""``nasvit eval``: top-1/top-5 and throughput of an exported model on a dataset."""
+"""``nasvit eval``: top-1/top-5 and throughput of an exported model (its inference form) on a dataset."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> None:
     from nasvit.evaluation import accuracy
     from nasvit.export import load_model, read_description
 
-    model = load_model(args.model)
+    model = load_model(args.model, inference=True)
     recalibration = read_description(args.model).get("bn_recalibration", {})
     image_size = args.image_size or recalibration.get("image_size", model.resolution)
     data = build_data(DataConfig(dataset=args.data, root=args.root, image_size=image_size))

@@ -27,7 +27,6 @@ from nasvit.recipes.train import TrainRecipe
 from nasvit.search_config import SearchRunConfig
 from nasvit.train_config import TrainConfig
 from search_space import parse_space
-from supernet import optimize_for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +88,11 @@ class DemoRecipe:
         return directory
 
     def _measure(self, budget: str, directory: Path, data) -> dict[str, Any]:
-        model = load_model(directory)
+        model = load_model(directory, inference=True)
         description = read_description(directory)
         with torch.inference_mode():
             result = accuracy(model, data.loader("val", batch_size=256, shuffle=False))
-        latency = measure_model_latency(optimize_for_inference(model), model.resolution, LatencySettings(repeats=50))
+        latency = measure_model_latency(model, model.resolution, LatencySettings(repeats=50))
         costs = description["costs"]
         return {
             "budget": budget,
