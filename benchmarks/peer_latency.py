@@ -7,13 +7,13 @@ levit_128s (305 M), efficientnet_b0 (390 M), each paired with our subnet of the 
 
 Choice of our subnets (deterministic, ``--seed``): for each target T, subnets are drawn at the input
 resolution until ``--candidates`` of them have MACs within T * (1 +- ``--tolerance``); of those, the one
-predicted fastest is kept: by the latency table given with ``--lut``, else by the activation count (which
-tracks latency better than MACs; SPEC section 5). Draws are biased: each draw picks a random size level
-in [0, 1] and every gene takes the choice nearest that level (plus noise), so draws cover the whole MACs
-range; uniform draws pile up around 600 M at 224 px and almost never reach 300 M. At 224 px the smallest
-subnet of the space has 251 M MACs, so a target with no subnet within its window at ``--resolution``
-falls back to the largest smaller resolution of the space that has one (200 M: 192 px); the table shows
-the resolution each model runs at (peers: always ``--resolution``).
+predicted fastest is kept: by the latency table given with ``--lut`` (recommended), else the one with the
+fewest MACs (on this project's CPU, MACs rank latency better than activations or params; see the README).
+Draws are biased: each draw picks a random size level in [0, 1] and every gene takes the choice nearest that
+level (plus noise), so draws cover the whole MACs range; uniform draws pile up around 600 M at 224 px and
+almost never reach 300 M. At 224 px the smallest subnet of the space has 251 M MACs, so a target with no
+subnet within its window at ``--resolution`` falls back to the largest smaller resolution of the space that
+has one (200 M: 192 px); the table shows the resolution each model runs at (peers: always ``--resolution``).
 
 Models as deployed: ours in the inference form every latency figure of nasvit uses
 (:func:`~supernet.optimize_for_inference`: BatchNorm folded, channels-last); the peers as timm builds them,
@@ -131,7 +131,7 @@ def build_entries(args: argparse.Namespace) -> tuple[list[Entry], str]:
         table = LatencyTable.load(args.lut, space)
         predict, how = table.predict, f"fastest by latency table {args.lut}"
     else:
-        predict, how = (lambda cfg: space.cost(cfg).activations), "fewest activations"
+        predict, how = (lambda cfg: space.cost(cfg).macs), "fewest MACs"
     entries = []
     for peer, peer_macs, target in PEERS:
         cfg, found = pick_subnet(space, target, args, predict)
@@ -184,8 +184,10 @@ def main() -> None:
             )
     print("MACs: analytical for ours; * as published for the timm models (not recomputed)")
     for entry in entries[::2]:
-        predicted = f"{entry.predicted:.2f} ms" if args.lut else f"{format_count(entry.predicted)} activations"
-        print(f"{entry.name}: {entry.cfg} (predicted {predicted})")
+        if args.lut:
+            print(f"{entry.name}: {entry.cfg} (predicted {entry.predicted:.2f} ms)")
+        else:
+            print(f"{entry.name}: {entry.cfg}")
 
 
 if __name__ == "__main__":

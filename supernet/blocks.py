@@ -120,4 +120,4 @@ class TransformerBlock(nn.Module):
         tokens = tokens + self.scale_attn(self.attn(self.norm1(tokens), height, width))
         tokens = tokens + self.scale_mlp(self.mlp1(self.norm2(tokens), height, width))
         tokens = tokens + self.scale_mlp(self.mlp2(self.norm3(tokens), height, width))
-        return tokens.transpose(1, 2).reshape(batch, channels, height, width)
+        return tokens.reshape(batch, height, width, channels).permute(0, 3, 1, 2)  # a view, channels-last strides

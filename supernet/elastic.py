@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from supernet.layers import ConvBnAct, mix_heads, relative_position_index
+from supernet.layers import ConvBnAct, HeadMix, mix_heads, relative_position_index
 
 
 class ElasticConv2d(nn.Conv2d):
@@ -73,8 +73,12 @@ class ElasticLinear(nn.Linear):
         return F.linear(x, self.weight[:out, : x.shape[-1]], bias)
 
 
-class ElasticHeadMix(ElasticLinear):
+class ElasticHeadMix(HeadMix):
     """Talking-heads mix over the leading heads: (B, heads_in, n, m) -> (B, active_out_features, n, m)."""
+
+    def __init__(self, heads_in: int, heads_out: int):
+        super().__init__(heads_in, heads_out)
+        self.active_out_features = heads_out
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.active_out_features

@@ -53,9 +53,16 @@ class ConstantBias(nn.Module):
 
 
 def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A conv computing ``bn(conv(x))`` with ``bn``'s running statistics: weight and bias rescaled per channel."""
-    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
-    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    """A conv computing ``bn(conv(x))`` with ``bn``'s running statistics: weight and bias rescaled per channel
+    (computed in float32, stored in the conv's dtype).
+
+    Raises:
+        ValueError: ``bn`` has no affine parameters or no running statistics.
+    """
+    if not bn.affine or bn.running_mean is None or bn.running_var is None:
+        raise ValueError(f"cannot fold {bn}: folding needs an affine BatchNorm with running statistics")
+    scale = bn.weight.float() / torch.sqrt(bn.running_var.float() + bn.eps)  # (C_out,)
+    bias = conv.bias.float() if conv.bias is not None else torch.zeros_like(scale)
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
@@ -65,18 +72,19 @@ def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         conv.dilation,
         conv.groups,
         bias=True,
+        padding_mode=conv.padding_mode,
         device=conv.weight.device,
         dtype=conv.weight.dtype,
     )
     with torch.no_grad():
-        fused.weight.copy_(conv.weight * scale[:, None, None, None])
-        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias.detach())
+        fused.weight.copy_(conv.weight.float() * scale[:, None, None, None])
+        fused.bias.copy_((bias - bn.running_mean.float()) * scale + bn.bias.float())
     return fused
 
 
-def fold_branch_scales(block: TransformerBlock) -> None:
-    """Scale the output rows of each residual branch's last linear by the branch's :class:`LayerScale`
-    (attention: ``proj``; both MLPs: ``fc2``, which share one scale) and drop the scales."""
+def _fold_branch_scales(block: TransformerBlock) -> None:
+    """In place, under ``no_grad``: scale the output rows of each residual branch's last linear by the branch's
+    :class:`LayerScale` (attention: ``proj``; both MLPs: ``fc2``, which share one scale) and drop the scales."""
     for scale, linears in ((block.scale_attn, (block.attn.proj,)), (block.scale_mlp, (block.mlp1.fc2, block.mlp2.fc2))):
         for linear in linears:
             linear.weight.mul_(scale.weight[:, None])
@@ -93,9 +101,7 @@ def optimize_for_inference(model: nn.Module) -> nn.Module:
     Raises:
         TypeError: ``model`` holds elastic supernet ops (export the subnet first).
     """
-    from supernet.elastic import ElasticConv2d
-
-    if any(isinstance(m, ElasticConv2d) for m in model.modules()):
+    if any(type(m).__module__ == "supernet.elastic" for m in model.modules()):
         raise TypeError("optimize_for_inference takes a static model; export the subnet from the supernet first")
     model = copy.deepcopy(model).eval()
     for module in list(model.modules()):
@@ -106,8 +112,8 @@ def optimize_for_inference(model: nn.Module) -> nn.Module:
         elif isinstance(module, MBPoolHead):
             module.mix = PooledPointwise(module.mix)
         elif isinstance(module, TransformerBlock) and isinstance(module.scale_attn, LayerScale):
-            fold_branch_scales(module)
-        for name, child in module.named_children():
+            _fold_branch_scales(module)
+        for name, child in list(module.named_children()):
             if isinstance(child, RelativePositionBias):
                 setattr(module, name, ConstantBias(child))
     for parameter in model.parameters():

@@ -40,3 +40,4 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(module, TalkingHeadAttention):
             for mix in (module.talk_pre, module.talk_post):
                 mix.weight.copy_(torch.eye(*mix.weight.shape))
+                mix.bias.zero_()

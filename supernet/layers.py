@@ -131,8 +131,14 @@ def mix_heads(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return (mixed + bias[:, None]).view(batch, -1, n, m)
 
 
-class HeadMix(nn.Linear):
-    """A ``Linear(heads_in, heads_out)`` applied across the heads of (B, heads, n, m) attention maps."""
+class HeadMix(nn.Module):
+    """Talking-heads mix: (B, heads_in, n, m) -> (B, heads_out, n, m) with a (heads_out, heads_in) ``weight`` and
+    a (heads_out,) ``bias``. Not an ``nn.Linear``: it maps dim 1, not the last dim."""
+
+    def __init__(self, heads_in: int, heads_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.eye(heads_out, heads_in))
+        self.bias = nn.Parameter(torch.zeros(heads_out))
 
     def forward(self, x: Tensor) -> Tensor:
         return mix_heads(x, self.weight, self.bias)

@@ -64,13 +64,15 @@ def test_export_writes_verified_files_and_loads_back(trained, tmp_path):
     x = torch.randn(2, 3, 24, 24)
     with torch.no_grad():
         expected = model(x)
-        scripted = torch.jit.load(str(tmp_path / "model.ts"))(x)
+        torchscript = torch.jit.load(str(tmp_path / "model.ts"))
+        scripted = torchscript(x)
         via_timm = timm.create_model(
             "nasvit_subnet", subnet=arch, num_classes=10, checkpoint_path=str(tmp_path / "model.safetensors")
         ).eval()(x)
         fast = nasvit.load_model(tmp_path, inference=True)(x)
     assert torch.allclose(scripted, expected, atol=1e-5) and torch.allclose(via_timm, expected, atol=1e-6)
     assert torch.allclose(fast, expected, atol=1e-5)
+    assert "BatchNorm2d" not in {m.original_name for m in torchscript.modules()}  # model.ts is the inference form
 
 
 def test_export_from_search_result_keeps_its_metrics(trained, tmp_path):
@@ -153,3 +155,11 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path):
     again = recipe.run()  # every stage finished: reused
     assert [r["subnet"] for r in again] == [r["subnet"] for r in rows]
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    older = Path(rows[0]["export_dir"], "subnet.json")  # as an export made before model.ts was the inference form
+    description = json.loads(older.read_text())
+    del description["verification"]["max_abs_difference"]["inference"]
+    older.write_text(json.dumps(description))
+    recipe.run()
+    redone = {p for p in stamps if p.stat().st_mtime_ns != stamps[p]}
+    assert redone == {older.parent / "model.safetensors"}
+    assert "inference" in json.loads(older.read_text())["verification"]["max_abs_difference"]

@@ -8,10 +8,13 @@ import pytest
 import torch
 from supernet_helpers import images, randomize
 
-from nasvit.latency.lut import block_module, enumerate_blocks
+from nasvit.latency import LatencySettings
+from nasvit.latency import lut as lut_module
+from nasvit.latency.lut import block_input_shape, block_module, enumerate_blocks, static_block
 from search_space import load_space
+from search_space.plan import HeadPlan, MBConvPlan, StemPlan, TransformerPlan
 from supernet import NASViT, Supernet, optimize_for_inference
-from supernet.inference import ConstantBias, PooledPointwise
+from supernet.inference import ConstantBias, PooledPointwise, fold_batch_norm
 from supernet.layers import LayerScale, RelativePositionBias
 
 
@@ -49,7 +52,7 @@ def test_inference_form_replaces_what_it_folds_and_leaves_the_original():
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")  # torch.jit notices
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
 def test_inference_form_scripts():
     space = load_space("tiny")
     model = randomize(NASViT(space.sample(random.Random(3)))).eval()
@@ -64,8 +67,46 @@ def test_inference_form_refuses_a_supernet():
         optimize_for_inference(Supernet(load_space("tiny")))
 
 
-def test_latency_table_times_inference_form_blocks():
+def test_fold_batch_norm_with_a_biased_grouped_strided_conv():
+    conv = torch.nn.Conv2d(8, 12, 3, stride=2, padding=1, groups=4, bias=True)
+    bn = randomize(torch.nn.BatchNorm2d(12, eps=1e-3), seed=1).eval()
+    torch.nn.init.normal_(conv.bias)
+    x = images(9, batch=2, seed=2).repeat(1, 3, 1, 1)[:, :8]
+    with torch.no_grad():
+        assert torch.allclose(fold_batch_norm(conv, bn)(x), bn(conv(x)), atol=1e-5)
+    with pytest.raises(ValueError, match="affine BatchNorm with running statistics"):
+        fold_batch_norm(conv, torch.nn.BatchNorm2d(12, affine=False))
+
+
+def one_plan_of_each_kind(space):
+    kinds = {}
+    for plan in enumerate_blocks(space, [space.resolutions[0]]):
+        kinds.setdefault(type(plan), plan)
+    assert set(kinds) == {StemPlan, MBConvPlan, TransformerPlan, HeadPlan}
+    return list(kinds.values())
+
+
+def test_latency_table_blocks_are_the_inference_form_of_static_blocks():
     space = load_space("tiny")
-    for plan in enumerate_blocks(space, [space.resolutions[0]])[:6]:
-        module = block_module(space, plan)
-        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules()), plan
+    for index, plan in enumerate(one_plan_of_each_kind(space)):
+        static = randomize(static_block(space, plan), seed=index).eval()
+        x = torch.randn(block_input_shape(plan, 2))
+        with torch.inference_mode():
+            expected, got = static(x), optimize_for_inference(static)(x)
+        assert torch.allclose(got, expected, atol=1e-5 * expected.abs().max().item()), plan
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in block_module(space, plan).modules())
+
+
+def test_latency_table_feeds_blocks_channels_last_inputs_after_the_stem(monkeypatch):
+    space = load_space("tiny")
+    seen = []
+
+    def spy(modules, shapes, settings, memory_formats):
+        seen.extend(zip(modules, memory_formats, strict=True))
+        return [1.0] * len(modules)
+
+    monkeypatch.setattr(lut_module, "measure_modules_interleaved", spy)
+    plans = one_plan_of_each_kind(space)
+    assert lut_module.time_blocks(space, plans, LatencySettings()) == [1.0] * 4
+    assert [layout for _, layout in seen] == [torch.contiguous_format] + [torch.channels_last] * 3
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for module, _ in seen for m in module.modules())

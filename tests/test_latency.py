@@ -135,7 +135,7 @@ def test_interrupted_build_resumes(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(lut_module, "time_blocks", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
-    assert len(groups[0]) == lut_module.SAVE_EVERY < len(enumerate_blocks(tiny, [RESOLUTION]))
+    assert len(groups[0]) == lut_module.GROUP_SIZE < len(enumerate_blocks(tiny, [RESOLUTION]))
     assert set(LatencyTable.load(path, tiny).entries) == {block_key(plan) for plan in groups[0]}
     calls = []
 
@@ -145,7 +145,7 @@ def test_interrupted_build_resumes(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(lut_module, "time_blocks", counting)
     build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
-    assert len(calls) == len(enumerate_blocks(tiny, [RESOLUTION])) - lut_module.SAVE_EVERY
+    assert len(calls) == len(enumerate_blocks(tiny, [RESOLUTION])) - lut_module.GROUP_SIZE
     assert not {block_key(plan) for plan in calls} & {block_key(plan) for plan in groups[0]}
 
 
@@ -177,6 +177,17 @@ def test_load_checks_the_space(table_file, tiny, tmp_path):
     (tmp_path / "bad.json").write_text('{"entries": {}}')
     with pytest.raises(NasvitError, match="is not a latency table"):
         LatencyTable.load(tmp_path / "bad.json", tiny)
+
+
+def test_a_table_of_an_older_format_is_refused_with_the_rebuild_command(table_file, tiny, tmp_path, counting_timer):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({**json.loads(table_file.read_text()), "format": "nasvit-latency-table/1"}))
+    fix = r"written by another version of nasvit .* nasvit latency build-lut --space tiny --out NEW_FILE"
+    with pytest.raises(NasvitError, match=fix):
+        LatencyTable.load(old, tiny)
+    with pytest.raises(NasvitError, match=fix):
+        build_lut(tiny, [RESOLUTION], FAST, old, progress=False)
+    assert not counting_timer and json.loads(old.read_text())["format"] == "nasvit-latency-table/1"
 
 
 def test_missing_entry_names_block_and_fix(table_file, tiny):

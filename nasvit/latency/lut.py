@@ -7,8 +7,9 @@ out is ``TransformerPlan.scale_key``: it names which switchable-scale vector a b
 weights, not work. Keys are stable strings, ``ClassName(field=value, ...)`` with fields sorted by name.
 
 The table file (JSON) records the space (name and a fingerprint of its definition), the resolutions timed,
-the measurement settings, the device, the torch version, and ``entries`` (key -> milliseconds). It is
-rewritten atomically every few entries while building, so an interrupted build resumes where it stopped.
+the measurement settings and group size, the device, the torch version, the in-network calibration per
+resolution, and ``entries`` (key -> milliseconds). It is rewritten atomically after every group of blocks
+while building, so an interrupted build resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from supernet.init import init_weights
 from supernet.ops import StaticOps
 from supernet.static_model import _build_block
 
-TABLE_FORMAT = "nasvit-latency-table/2"  # 2: blocks timed in their inference form
-SAVE_EVERY = 24  # blocks timed together, interleaved, between two rewrites of the table file while building
+TABLE_FORMAT_PREFIX = "nasvit-latency-table/"
+TABLE_FORMAT = TABLE_FORMAT_PREFIX + "2"  # 2: blocks timed in their inference form, in interleaved groups
+GROUP_SIZE = 24  # blocks timed together in interleaved rounds; the table file is rewritten after each group
 UNTIMED_FIELDS = frozenset({"scale_key"})  # plan fields that do not change the work a block does
 
 AnyPlan = StemPlan | BlockPlan | HeadPlan
@@ -117,8 +119,13 @@ def check_resolution(space: SearchSpace, resolution: int) -> None:
 
 # ---------------------------------------------------------------------------------------------- timing
 def block_module(space: SearchSpace, plan: AnyPlan) -> nn.Module:
-    """The inference form (:func:`~supernet.optimize_for_inference`) of one block's static module, initialised
-    as :class:`~supernet.NASViT` initialises it."""
+    """The inference form (:func:`~supernet.optimize_for_inference`) of :func:`static_block`, the module a
+    table entry times."""
+    return optimize_for_inference(static_block(space, plan))
+
+
+def static_block(space: SearchSpace, plan: AnyPlan) -> nn.Module:
+    """The static (trainable-form) module of one block, initialised as :class:`~supernet.NASViT` initialises it."""
     if isinstance(plan, StemPlan):
         module = build_stem(StaticOps, space, plan.out_channels)
     elif isinstance(plan, HeadPlan):
@@ -126,7 +133,7 @@ def block_module(space: SearchSpace, plan: AnyPlan) -> nn.Module:
     else:
         module = _build_block(space, plan)
     init_weights(module)
-    return optimize_for_inference(module)
+    return module
 
 
 def block_input_shape(plan: AnyPlan, batch_size: int) -> tuple[int, int, int, int]:
@@ -204,6 +211,7 @@ class TableHeader:
         space, space_fingerprint: name of the space and a hash of its definition (description excluded).
         resolutions: input resolutions whose blocks the table holds.
         settings: measurement settings, ``threads`` resolved to the thread count actually used.
+        group_size: blocks timed together in interleaved rounds (:data:`GROUP_SIZE`).
         device_name: CPU model or GPU name.
         torch: torch version.
     """
@@ -212,6 +220,7 @@ class TableHeader:
     space_fingerprint: str
     resolutions: tuple[int, ...]
     settings: LatencySettings
+    group_size: int
     device_name: str
     torch: str
 
@@ -224,6 +233,7 @@ class TableHeader:
             space_fingerprint=space_fingerprint(space),
             resolutions=tuple(sorted(set(resolutions))),
             settings=dataclasses.replace(settings, threads=threads),
+            group_size=GROUP_SIZE,
             device_name=device_name(settings.device),
             torch=torch.__version__,
         )
@@ -304,15 +314,23 @@ class LatencyTable:
         """Read a table written by :func:`build_lut` and check that it was made for ``space``.
 
         Raises:
-            NasvitError: no such file, not a latency table, or a table of another space (or of an older
-                definition of this one).
+            NasvitError: no such file, not a latency table, a table written by an older nasvit, or a table of
+                another space (or of an older definition of this one).
         """
         path = Path(path)
         if not path.is_file():
             raise NasvitError(f"latency table {path} does not exist; make it with: nasvit latency build-lut")
         try:
             data = json.loads(path.read_text())
-            if data.get("format") != TABLE_FORMAT:
+            found = data.get("format")
+            if isinstance(found, str) and found.startswith(TABLE_FORMAT_PREFIX) and found != TABLE_FORMAT:
+                raise NasvitError(
+                    f"latency table {path} has format {found!r}, written by another version of nasvit (this one "
+                    f"writes {TABLE_FORMAT!r}: blocks timed in their inference form); its entries cannot be reused. "
+                    f"Rebuild it: nasvit latency build-lut --space {data.get('space', 'SPACE')} --out NEW_FILE "
+                    "(or delete the old file first)"
+                )
+            if found != TABLE_FORMAT:
                 raise ValueError(f"format is {data.get('format')!r}, expected {TABLE_FORMAT!r}")
             header = TableHeader.from_dict(data)
             entries = {str(k): float(v) for k, v in data["entries"].items()}
@@ -412,7 +430,7 @@ def build_lut(
     device and torch version, its entries are kept and only missing blocks are timed (an interrupted
     build resumes; new resolutions are added).
 
-    Blocks are timed in a seeded random order, :data:`SAVE_EVERY` at a time in interleaved rounds, so a slow
+    Blocks are timed in a seeded random order, :data:`GROUP_SIZE` at a time in interleaved rounds, so a slow
     drift of a shared machine spreads as noise over all stages instead of biasing whichever stage was timed
     during it (seen here: two sequential builds disagreed by 25-30% on every block of one stage). The file is
     rewritten atomically after each group and at the end.
@@ -441,8 +459,8 @@ def build_lut(
     if todo:
         warm_up_process(space, max(resolutions), header.settings)
     with tqdm(total=len(todo), desc="latency table", unit="block", disable=not progress) as bar:
-        for start in range(0, len(todo), SAVE_EVERY):
-            chunk = todo[start : start + SAVE_EVERY]
+        for start in range(0, len(todo), GROUP_SIZE):
+            chunk = todo[start : start + GROUP_SIZE]
             entries.update(zip(map(block_key, chunk), time_blocks(space, chunk, header.settings), strict=True))
             table.save(out_path)
             bar.update(len(chunk))

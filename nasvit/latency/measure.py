@@ -38,31 +38,10 @@ class LatencySettings:
     device: str = "cpu"
 
 
-@torch.inference_mode()
-def measure_module_latency(
-    module: nn.Module,
-    input_shape: tuple[int, ...],
-    settings: LatencySettings,
-    memory_format: torch.memory_format = torch.contiguous_format,
-) -> float:
-    """Median milliseconds of ``module(x)`` for a random ``x`` of ``input_shape`` stored in ``memory_format``,
-    after ``settings.warmup`` runs."""
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    dtype, device = getattr(torch, settings.dtype), torch.device(settings.device)
-    module = module.to(device=device, dtype=dtype).eval()
-    x = torch.randn(input_shape, device=device, dtype=dtype).contiguous(memory_format=memory_format)
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(settings.warmup):
-        module(x)
-    synchronize()
-    times = []
-    for _ in range(settings.repeats):
-        start = time.perf_counter()
-        module(x)
-        synchronize()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+def measure_module_latency(module: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings) -> float:
+    """Median milliseconds of ``module(x)`` for a random contiguous ``x`` of ``input_shape``, after
+    ``settings.warmup`` runs."""
+    return measure_modules_interleaved([module], [input_shape], settings)[0]
 
 
 def measure_model_latency(model: nn.Module, resolution: int, settings: LatencySettings) -> float:

@@ -79,7 +79,7 @@ class DemoRecipe:
 
     def _export(self, state: dict[str, Any], path: Path, space, entry: dict[str, Any]) -> Path:
         directory = self.out / "export" / _slug(entry["budget"])
-        if (directory / "subnet.json").exists() and read_description(directory)["subnet"] == entry["subnet"]:
+        if _current_export(directory, entry["subnet"]):
             logger.info("reusing the export in %s", directory)
             return directory
         cfg = space.parse(entry["subnet"])
@@ -104,6 +104,15 @@ class DemoRecipe:
             "top1": result["top1"],
             "export_dir": str(directory),
         }
+
+
+def _current_export(directory: Path, subnet: str) -> bool:
+    """Whether ``directory`` holds an export of ``subnet`` made by this version (one whose ``model.ts`` is the
+    inference form, so its verification lists ``inference``)."""
+    if not (directory / "subnet.json").exists():
+        return False
+    description = read_description(directory)
+    return description["subnet"] == subnet and "inference" in description["verification"]["max_abs_difference"]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
