@@ -152,9 +152,10 @@ def test_interrupted_build_resumes(tiny, tmp_path, monkeypatch):
 def test_resume_adds_a_resolution(table_file, tiny, tmp_path, counting_timer):
     path = tmp_path / "table.json"
     shutil.copy(table_file, path)
+    before = LatencyTable.load(path, tiny).calibration[RESOLUTION]
     table = build_lut(tiny, [24], FAST, path, progress=False)
     assert len(counting_timer) == len(enumerate_blocks(tiny, [24]))
-    assert table.resolutions == (RESOLUTION, 24)
+    assert table.resolutions == (RESOLUTION, 24) and table.calibration[RESOLUTION] == before
     assert LatencyTable.load(path, tiny).predict(tiny.min_subnet().replace(resolution=24)) > 0
 
 

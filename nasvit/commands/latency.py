@@ -99,10 +99,13 @@ def run_build(args: argparse.Namespace) -> None:
         ms = [table.block_ms(plan) for plan in enumerate_blocks(space, [resolution])]
         smallest = table.predict(space.min_subnet().replace(resolution=resolution))
         largest = table.predict(space.max_subnet().replace(resolution=resolution))
+        fit = table.calibration[resolution]
         print(
             f"resolution {resolution}: {len(ms)} blocks, {min(ms):.3f} / {statistics.median(ms):.3f} / "
             f"{max(ms):.3f} ms (min / median / max); predicted subnets: smallest {smallest:.2f} ms, "
-            f"largest {largest:.2f} ms"
+            f"largest {largest:.2f} ms; in-network calibration on {fit['subnets']} subnets: "
+            f"{fit['scale']:.3f} x sum + {fit['per_block_ms']:.3f} ms x blocks + {fit['offset_ms']:.2f} ms "
+            f"(fit MAPE {fit['mape']:.2f}%)"
         )
 
 

@@ -443,6 +443,7 @@ def build_lut(
     plans = enumerate_blocks(space, resolutions)
     header = TableHeader.current(space, resolutions, settings)
     entries: dict[str, float] = {}
+    calibration: dict[int, dict[str, float]] = {}
     if out_path.exists():
         existing = LatencyTable.load(out_path, space)
         differences = existing.header.differences(header)
@@ -451,9 +452,9 @@ def build_lut(
                 f"{out_path} holds a table measured differently ({'; '.join(differences)}); "
                 "rerun with the same settings to resume it, or write to another --out file"
             )
-        entries = existing.entries
+        entries, calibration = existing.entries, existing.calibration
         header = dataclasses.replace(header, resolutions=tuple(sorted({*existing.resolutions, *resolutions})))
-    table = LatencyTable(space, header, entries, out_path)
+    table = LatencyTable(space, header, entries, out_path, calibration)
     todo = [plan for plan in plans if block_key(plan) not in entries]
     random.Random(f"latency-table:{space.name}").shuffle(todo)  # drift of the machine must not follow the stages
     if todo:
