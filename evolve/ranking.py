@@ -14,9 +14,12 @@ def meets_any(candidate: Candidate, budgets: Sequence[Budget]) -> bool:
 
 
 def ranked(candidates: Sequence[Candidate], objective: str, budget: Budget | None = None) -> list[Candidate]:
-    """Candidates within ``budget`` (all when None), best objective first; ties by subnet string."""
+    """Candidates within ``budget`` (all when None), best objective first; ties go to the lower cost of the
+    budget's metric (equal accuracy for less MACs is the better subnet), then to the subnet string."""
     chosen = [c for c in candidates if budget is None or budget.satisfied(c.costs)]
-    return sorted(chosen, key=lambda c: (-c.metrics[objective], c.key))
+    if budget is None:
+        return sorted(chosen, key=lambda c: (-c.metrics[objective], c.key))
+    return sorted(chosen, key=lambda c: (-c.metrics[objective], c.costs[budget.metric], c.key))
 
 
 def best_per_budget(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from evolve import Budget, BudgetError, SearchConfig, SearchError, parse_budget
+from evolve.candidate import Candidate
+from evolve.ranking import best_per_budget, ranked
+from search_space import load_space
 
 
 @pytest.mark.parametrize(
@@ -41,6 +44,22 @@ def test_satisfied_is_inclusive():
     assert budget.excess({"macs": 330e6}) == pytest.approx(0.1)
     assert budget.excess({"macs": 1e6}) == 0.0
     assert budget.bounds == {"macs": (None, 300e6)}
+
+
+def test_ties_in_accuracy_go_to_the_cheaper_subnet_within_a_budget():
+    space = load_space("tiny")
+    cheap, dear, worse = space.min_subnet(), space.max_subnet(), space.min_subnet().replace(resolution=24)
+    candidates = [
+        Candidate(dear, {"top1": 99.0}, {"macs": 3e6}, 0),
+        Candidate(cheap, {"top1": 99.0}, {"macs": 1e6}, 0),
+        Candidate(worse, {"top1": 98.0}, {"macs": 0.5e6}, 0),
+    ]
+    budget = parse_budget("macs<=5M")
+    assert [c.subnet for c in ranked(candidates, "top1", budget)] == [cheap, dear, worse]
+    assert best_per_budget(candidates, "top1", [budget, parse_budget("macs<=0.6M")]) == {
+        "macs<=5M": candidates[1],
+        "macs<=600K": candidates[2],
+    }
 
 
 def test_unknown_metric_names_allowed_ones_and_suggests():
