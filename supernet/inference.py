@@ -34,8 +34,8 @@ class PooledPointwise(nn.Module):
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
-        self.weight = nn.Parameter(conv.weight.detach().flatten(1).clone(), requires_grad=False)
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.weight = nn.Parameter(conv.weight.detach().flatten(1).clone())
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x.flatten(1), self.weight, self.bias)[:, :, None, None]
