@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import yaml
 
 from nasvit.errors import NasvitError
+from search_space import config_dir
 from search_space.errors import did_you_mean
 
 T = TypeVar("T")
@@ -39,9 +40,7 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | tu
     source = str(path) if path is not None else "defaults"
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError([f"config file {path} does not exist"], source)
+        path = config_file(path)
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
@@ -55,6 +54,30 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | tu
     if problems:
         raise ConfigError(problems, source)
     return config
+
+
+def config_file(path: str | Path) -> Path:
+    """The YAML file ``path`` names: the file itself, else the shipped config of that name.
+
+    ``configs/train/demo.yaml`` (or ``train/demo.yaml``) names a shipped config from any directory, so the README's
+    commands work outside a checkout too: a path that does not exist is looked up under ``config_dir()``.
+
+    Raises:
+        ConfigError: neither the path nor a shipped config of that name exists (the shipped ones are listed).
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
+    shipped = config_dir().joinpath(*parts) if parts and not path.is_absolute() else None
+    if shipped is not None and shipped.is_file():
+        return shipped
+    names = sorted(
+        f"configs/{p.relative_to(config_dir()).as_posix()}"
+        for p in config_dir().glob("*/*.yaml")
+        if p.parent.name != "space"
+    )
+    raise ConfigError([f"config file {path} does not exist; shipped configs are {names}"], str(path))
 
 
 def build(cls: type[T], data: Any, where: str, problems: list[str]) -> T | None:

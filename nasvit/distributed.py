@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +72,10 @@ def all_reduce_mean(tensors: list[Tensor | None]) -> list[Tensor | None]:
         if tensor is not None:
             by_dtype.setdefault(tensor.dtype, []).append(index)
     for indices in by_dtype.values():
-        flat = _flatten_dense_tensors([tensors[i] for i in indices])
+        flat = _flatten([tensors[i] for i in indices])
         dist.all_reduce(flat)
         flat /= world
-        for i, tensor in zip(indices, _unflatten_dense_tensors(flat, [tensors[i] for i in indices])):
+        for i, tensor in zip(indices, _unflatten(flat, [tensors[i] for i in indices])):
             reduced[i] = tensor
     return [reduced.get(i) for i in range(len(tensors))]
 
@@ -97,7 +96,18 @@ def broadcast_module(module: nn.Module, buffers_only: bool = False) -> None:
         return
     tensors = [] if buffers_only else list(module.parameters())
     tensors = [t for t in tensors + list(module.buffers()) if t.dtype.is_floating_point]
-    flat = _flatten_dense_tensors([t.data for t in tensors])
+    flat = _flatten([t.data for t in tensors])
     dist.broadcast(flat, src=0)
-    for tensor, value in zip(tensors, _unflatten_dense_tensors(flat, [t.data for t in tensors])):
+    for tensor, value in zip(tensors, _unflatten(flat, [t.data for t in tensors])):
         tensor.data.copy_(value)
+
+
+def _flatten(tensors: list[Tensor]) -> Tensor:
+    """Concatenate tensors of one dtype into one 1-D tensor, shape (sum of numels,), for a single collective."""
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def _unflatten(flat: Tensor, like: list[Tensor]) -> list[Tensor]:
+    """Split a tensor made by `_flatten` back into views shaped like `like`."""
+    pieces = torch.split(flat, [t.numel() for t in like])
+    return [piece.view_as(t) for piece, t in zip(pieces, like, strict=True)]

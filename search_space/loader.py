@@ -60,8 +60,13 @@ _TRANSFORMER_KEYS = {
 
 
 def config_dir() -> Path:
-    """The ``configs/`` folder: ``$NASVIT_CONFIGS`` if set, else the one beside the packages."""
-    return Path(os.environ.get("NASVIT_CONFIGS", Path(__file__).resolve().parents[1] / "configs"))
+    """The ``configs/`` folder: ``$NASVIT_CONFIGS`` if set, else the copy an installed wheel carries inside this
+    package, else the one beside the packages (a source checkout or an editable install)."""
+    if "NASVIT_CONFIGS" in os.environ:
+        return Path(os.environ["NASVIT_CONFIGS"])
+    here = Path(__file__).resolve().parent
+    installed = here / "configs"
+    return installed if installed.is_dir() else here.parent / "configs"
 
 
 def available_spaces() -> list[str]:

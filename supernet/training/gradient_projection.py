@@ -228,10 +228,8 @@ def _squared_norms(grads: Sequence[Tensor | None], zero: Tensor) -> Tensor:
     Returns:
         Squared norms, shape (len(grads),).
     """
-    present = [g for g in grads if g is not None]
-    norms = iter(torch.foreach.norm(present, dtype=torch.float32) if present else ())
-    squared = [next(norms) if g is not None else zero for g in grads]
-    return torch.stack(squared).square() if squared else zero.new_zeros(0)
+    norms = [torch.linalg.vector_norm(g, dtype=torch.float32) if g is not None else zero for g in grads]
+    return torch.stack(norms).square() if norms else zero.new_zeros(0)
 
 
 def _check_pairs(largest: Sequence[Tensor | None], subnets: Sequence[Tensor | None]) -> None:

@@ -1,0 +1,71 @@
+"""A built wheel carries every file the commands read at run time, and an installed wheel finds them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from nasvit.config import ConfigError, load_config
+from nasvit.train_config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("nasvit", "search_space", "supernet", "evolve")
+BUILD_FILES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel built from a copy of the checkout's sources (no build/ or egg-info of the checkout leaks in)."""
+    source = tmp_path_factory.mktemp("source")
+    for name in BUILD_FILES:
+        shutil.copy2(REPO / name, source / name)
+    for folder in (*PACKAGES, "configs"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path_factory.mktemp("wheel")
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out)]
+    subprocess.run([*command, str(source)], check=True, capture_output=True, text=True)
+    (built,) = out.glob("nasvit-*.whl")
+    return built
+
+
+def test_wheel_holds_every_source_and_config_file(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    configs = REPO / "configs"
+    expected = {f"search_space/configs/{p.relative_to(configs).as_posix()}" for p in configs.rglob("*") if p.is_file()}
+    for package in PACKAGES:
+        expected |= {p.relative_to(REPO).as_posix() for p in (REPO / package).rglob("*.py")}
+    missing = sorted(expected - names)
+    assert not missing, f"the wheel lacks {missing}"
+    assert any(name.startswith("search_space/configs/space/") for name in names)
+
+
+def test_installed_wheel_runs_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)]
+    subprocess.run(pip, check=True, capture_output=True, text=True)
+    program = (
+        "import search_space, nasvit.config as c, nasvit.train_config as t;"
+        "print(search_space.__file__);"
+        "print(search_space.load_space('tiny').name, search_space.available_spaces());"
+        "print(c.load_config(t.TrainConfig, 'configs/train/demo.yaml').space)"
+    )
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    module_file, spaces, train_space = result.stdout.splitlines()
+    assert module_file.startswith(str(target))
+    assert spaces == "tiny ['nasvit', 'nasvit_official', 'tiny']"
+    assert train_space == "tiny"
+
+
+def test_shipped_config_found_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config(TrainConfig, "configs/train/demo.yaml").space == "tiny"
+    assert load_config(TrainConfig, "train/nasvit_imagenet.yaml").space == "nasvit"
+    with pytest.raises(ConfigError, match=r"configs/train/nope.yaml does not exist; shipped configs are \["):
+        load_config(TrainConfig, "configs/train/nope.yaml")
