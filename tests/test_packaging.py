@@ -28,9 +28,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out)]
-    subprocess.run([*command, str(source)], check=True, capture_output=True, text=True)
-    (built,) = out.glob("nasvit-*.whl")
-    return built
+    built = subprocess.run([*command, str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel_file,) = out.glob("nasvit-*.whl")
+    return wheel_file
 
 
 def test_wheel_holds_every_source_and_config_file(wheel: Path) -> None:
@@ -47,7 +48,8 @@ def test_wheel_holds_every_source_and_config_file(wheel: Path) -> None:
 def test_installed_wheel_runs_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)]
-    subprocess.run(pip, check=True, capture_output=True, text=True)
+    installed = subprocess.run(pip, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
     program = (
         "import search_space, nasvit.config as c, nasvit.train_config as t;"
         "print(search_space.__file__);"

@@ -24,7 +24,7 @@ constraints=()
 [ "$mode" = floor ] && constraints=(-c tools/floor-constraints.txt)
 "$venv/bin/pip" install --progress-bar off "${constraints[@]}" -e '.[dev,onnx]'
 "$venv/bin/pip" check
-"$venv/bin/pip" freeze --exclude-editable | sort > "$venv/resolved.txt"
+"$venv/bin/pip" freeze --all --exclude-editable | grep -v "^pip==" | sort > "$venv/resolved.txt"
 
 echo "== versions installed (differences from requirements-lock.txt):"
 diff <(grep -v '^#' requirements-lock.txt) "$venv/resolved.txt" || true
