@@ -117,11 +117,18 @@ class SearchLog:
     def _check_settings(self, settings: Path, space: SearchSpace, config: SearchConfig) -> None:
         if not settings.exists():
             raise SearchError(f"{settings} is missing, so the log in {self.out_dir} cannot be resumed safely")
-        saved = json.loads(settings.read_text())
+        try:
+            saved = json.loads(settings.read_text())
+            saved_config = SearchConfig.from_dict(saved["config"])
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
+            raise SearchError(
+                f"{settings} is corrupt ({type(error).__name__}: {error}), so the log in {self.out_dir} cannot be "
+                "resumed safely; start the search again with --overwrite, or in another directory"
+            ) from None
         problems = []
         if saved.get("space") != space.name:
             problems.append(f"the log searched space {saved.get('space')!r}, this run space {space.name!r}")
-        problems += SearchConfig.from_dict(saved["config"]).resume_mismatches(config)
+        problems += saved_config.resume_mismatches(config)
         if problems:
             raise SearchError(
                 [f"cannot resume {self.out_dir} with different settings (only generations may change):", *problems]

@@ -1,8 +1,9 @@
 """Supernet checkpoints: written atomically, loaded with ``weights_only=True``, checked before use.
 
 A checkpoint is a dict with ``format``, ``model``, ``ema``, ``optimizer``, ``scheduler``, ``scaler``,
-``epoch``, ``step``, ``nan_skips``, ``rng``, ``config`` (the resolved run config), ``space`` (the search space's
-YAML mapping), ``num_classes`` and ``world_size``, so it names what made it.
+``epoch``, ``step``, ``nan_skips``, ``evaluated_step`` (the step of the last completed evaluation; absent in
+older files), ``rng``, ``config`` (the resolved run config), ``space`` (the search space's YAML mapping),
+``num_classes`` and ``world_size``, so it names what made it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from nasvit.errors import NasvitError
 
 FORMAT = "nasvit-supernet-checkpoint/1"
+REQUIRED_KEYS = ("model", "space", "num_classes", "config")
 _NAME = re.compile(r"^step(\d{8})\.pt$")
 
 
@@ -59,22 +61,29 @@ def load(path: str | Path) -> dict[str, Any]:
             The file is left untouched.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; pass a .pt file in it (e.g. {path}/checkpoints/)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); pass another checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for truncated or foreign files
+        first_line = (str(error).splitlines() or [""])[0][:200]
         raise CheckpointError(
-            f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:200]}); it was left untouched. Resume from an older file in "
-            f"{path.parent} with --resume PATH, or start a new run"
+            f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(error).__name__}: {first_line}); "
+            f"it was left untouched. Resume from an older file in {path.parent} with --resume PATH, or start a new run"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        keys = sorted(payload)[:8] if isinstance(payload, dict) else type(payload).__name__
+        keys = sorted(map(str, payload))[:8] if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(
             f"checkpoint {path} is not a nasvit supernet checkpoint (expected format {FORMAT!r}, found {keys}); "
             "pass a file written by 'nasvit train'"
         )
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}; it is incomplete, pass another checkpoint file")
     return payload
 
 
@@ -100,7 +109,14 @@ def supernet_from_state(state: dict[str, Any], use_ema: bool = True, device: str
 
     net = Supernet(parse_space(state["space"], source="checkpoint space"), state["num_classes"])
     weights = state["ema"] if use_ema and state.get("ema") is not None else state["model"]
-    net.load_state_dict(weights)
+    try:
+        net.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise CheckpointError(
+            f"the checkpoint's weights do not fit its own search space '{net.space.name}' "
+            f"({' '.join(lines)[:300]}); the file is damaged or was edited, pass another checkpoint"
+        ) from None
     return net.to(device)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import signal
 import sys
 
@@ -16,6 +18,7 @@ COMMANDS = (demo, space, flops, train, search, export, evaluate, latency)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasvit", description="NAS of efficient hybrid CNN/ViT models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also NASVIT_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(subparsers)
@@ -28,15 +31,37 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     signal.signal(signal.SIGTERM, _interrupt)
+    debug = args.debug or os.environ.get("NASVIT_DEBUG", "") not in ("", "0")
     try:
         args.run(args)
-    except USER_ERRORS as error:
-        print(f"nasvit {args.command}: error: {error}", file=sys.stderr)
+    except (*USER_ERRORS, OSError) as error:
+        if debug:
+            raise
+        message = describe_os_error(error) if isinstance(error, OSError) else str(error)
+        print(f"nasvit {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nasvit {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+_OS_ERROR_FIXES = {
+    errno.EACCES: "choose a path you can write to, or change its permissions",
+    errno.EPERM: "choose a path you can write to, or change its permissions",
+    errno.EROFS: "the file system is read-only; choose another path",
+    errno.ENOSPC: "the disk is full; free space or choose another path",
+    errno.EISDIR: "it is a directory; pass a file path",
+    errno.ENOTDIR: "a part of the path is a file, not a directory; pass another path",
+    errno.ENOENT: "check the path",
+}
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for a failed file operation: what failed, on which path, and what to do."""
+    path = f" {error.filename}" if error.filename is not None else ""
+    fix = _OS_ERROR_FIXES.get(error.errno, "check the path and try again")
+    return f"{error.strerror or error}:{path}; {fix}"
 
 
 def _interrupt(signum, frame) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from nasvit import checkpoint
+from nasvit import checkpoint, run_directory
 from nasvit.data import DataConfig, build_data, fixed_batches
 from nasvit.errors import NasvitError
 from search_space import SubnetConfig, parse_space, space_to_dict
@@ -52,6 +52,7 @@ def export_subnet(
     use_ema: bool = True,
     onnx: bool = False,
     torchscript: bool = False,
+    overwrite: bool = False,
 ) -> ExportReport:
     """Recalibrate BN for ``cfg`` on the training data, build its static model, verify and write it.
 
@@ -65,15 +66,25 @@ def export_subnet(
         bn_batches, batch_size: size of the BN recalibration set.
         use_ema: export the EMA weights when the checkpoint has them.
         onnx, torchscript: also write and verify ``model.onnx`` / ``model.ts``.
+        overwrite: replace an export (or another nasvit run) already in ``out_dir``.
+
+    The files are written beside ``out_dir`` and swapped into place after verification, so the directory never
+    holds files of two exports, and a failed export leaves it as it was.
 
     Raises:
-        NasvitError: an artefact differs from the supernet by more than 1e-4, or ONNX export needs onnxruntime.
+        NasvitError: an artefact differs from the supernet by more than 1e-4, ONNX export needs onnxruntime, or
+            ``out_dir`` holds a run and ``overwrite`` is not set.
     """
     if onnx:
         _require_onnxruntime()
+    out = Path(out_dir)
+    inputs = {"checkpoint_sha256": run_directory.file_digest(checkpoint_path), "subnet": str(cfg)}
+    run_directory.check(out, "export", inputs, resume=False, overwrite=overwrite)  # refuse before the work
     net = checkpoint.supernet_from_state(state, use_ema).eval()
     data = data or checkpoint.data_config_of(state)
-    calibration = fixed_batches(build_data(data).train_eval, bn_batches, batch_size, data.seed)
+    calibration = fixed_batches(
+        build_data(data).train_eval, bn_batches, batch_size, data.seed, size_keys=("--bn-batches", "--batch-size")
+    )
     net.set_active_subnet(cfg)
     recalibrate_bn(net, calibration)
     static = net.export(cfg).eval()
@@ -92,11 +103,6 @@ def export_subnet(
     failed = {name: diff for name, diff in report.differences.items() if not diff <= TOLERANCE}
     if failed:
         raise NasvitError(f"export of {cfg} failed verification: largest differences {failed} exceed {TOLERANCE}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(static.state_dict(), str(out / WEIGHTS_FILE))
-    for name, payload in artefacts.items():
-        (out / name).write_bytes(payload)
     recalibration = {
         "dataset": data.dataset,
         "image_size": data.image_size,
@@ -104,7 +110,14 @@ def export_subnet(
         "batch_size": batch_size,
     }
     description = _description(static, cfg, state, checkpoint_path, metrics or {}, report, recalibration)
-    (out / SUBNET_FILE).write_text(json.dumps(description, indent=2) + "\n")
+
+    def write(directory: Path) -> None:
+        save_file(static.state_dict(), str(directory / WEIGHTS_FILE))
+        for name, payload in artefacts.items():
+            (directory / name).write_bytes(payload)
+        (directory / SUBNET_FILE).write_text(json.dumps(description, indent=2) + "\n")
+
+    run_directory.publish(out, "export", inputs, write, overwrite=overwrite)
     report.files = [WEIGHTS_FILE, SUBNET_FILE, *artefacts]
     return report
 
@@ -118,9 +131,20 @@ def load_model(directory: str | Path, inference: bool = False) -> torch.nn.Modul
     """
     directory = Path(directory)
     description = read_description(directory)
-    space = parse_space(description["space"], source=f"{directory / SUBNET_FILE} (space)")
-    model = NASViT(SubnetConfig.from_string(description["subnet"], space), description["num_classes"])
-    model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+    try:
+        space = parse_space(description["space"], source=f"{directory / SUBNET_FILE} (space)")
+        model = NASViT(SubnetConfig.from_string(description["subnet"], space), description["num_classes"])
+    except (KeyError, TypeError) as error:
+        raise NasvitError(f"{directory / SUBNET_FILE} lacks or mangles {error}; export the model again") from None
+    weights = directory / WEIGHTS_FILE
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except Exception as error:  # safetensors raises its own error type for truncated or foreign files
+        first_line = (str(error).splitlines() or [""])[0][:200]
+        raise NasvitError(
+            f"{weights} is damaged or belongs to another model ({type(error).__name__}: {first_line}); "
+            "export the model again"
+        ) from None
     return optimize_for_inference(model) if inference else model.eval()
 
 
@@ -130,7 +154,14 @@ def read_description(directory: str | Path) -> dict[str, Any]:
     for name in (SUBNET_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise NasvitError(f"{directory} is not an exported model: {name} is missing (make one with nasvit export)")
-    return json.loads((directory / SUBNET_FILE).read_text())
+    path = directory / SUBNET_FILE
+    try:
+        description = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise NasvitError(f"{path} is not valid JSON ({error}); export the model again") from None
+    if not isinstance(description, dict):
+        raise NasvitError(f"{path} does not hold an export description (a JSON object); export the model again")
+    return description
 
 
 def _description(static, cfg, state, checkpoint_path, metrics, report, recalibration) -> dict[str, Any]:

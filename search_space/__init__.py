@@ -10,7 +10,7 @@ from search_space.cost import COST_METRICS, Cost
 from search_space.errors import SpaceError
 from search_space.loader import available_spaces, config_dir, load_space, parse_space
 from search_space.plan import SubnetPlan, plan_subnet
-from search_space.serialize import space_to_dict
+from search_space.serialize import space_fingerprint, space_to_dict
 from search_space.space import Gene, SearchSpace, format_count, within
 from search_space.spec import NormKind, ScaleLayout, StageKind, StageSpec
 from search_space.subnet import StageChoice, SubnetConfig
@@ -34,6 +34,7 @@ __all__ = [
     "load_space",
     "parse_space",
     "plan_subnet",
+    "space_fingerprint",
     "space_to_dict",
     "within",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from search_space.space import SearchSpace
@@ -54,3 +56,9 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
             "norm_eps": options.norm_eps,
         },
     }
+
+
+def space_fingerprint(space: SearchSpace) -> str:
+    """Short hash of everything in a space's definition but its description."""
+    definition = {k: v for k, v in space_to_dict(space).items() if k != "description"}
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]

@@ -262,7 +262,9 @@ def within(cost: Cost, bounds: dict[str, CostBounds]) -> bool:
 
 
 def _check_value(problems: list[str], where: str, value, allowed) -> None:
-    if value not in allowed:
+    if type(value) is not int:  # 32.0 == 32 and True == 1 would pass the membership test
+        problems.append(f"{where} {value!r} is not a whole number; use one of {list(allowed)}")
+    elif value not in allowed:
         problems.append(f"{where} {value} is not one of {list(allowed)}")
 
 

@@ -65,8 +65,8 @@ def test_run_directory_outputs(tmp_path):
     assert {"conflict/s1", "conflict/s4", "conflict/head", "val/max_top1"} <= tags
 
 
-def test_loss_falls():
-    recipe = TrainRecipe(fast_config("max_steps=12", "optim.warmup_epochs=0"), Path("/tmp/nasvit-test-loss"))
+def test_loss_falls(tmp_path):
+    recipe = TrainRecipe(fast_config("max_steps=12", "optim.warmup_epochs=0"), tmp_path)
     recipe.run()
     losses = recipe.largest_losses
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.05, losses

@@ -17,3 +17,21 @@ def add_config_arguments(parser: argparse.ArgumentParser, example: str, out_help
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set optim.epochs=5 (repeatable)",
     )
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: replace the nasvit run already in the output directory (it is cleared first)."""
+    parser.add_argument(
+        "--overwrite", action="store_true", help="clear and replace a nasvit run already in the output directory"
+    )
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (a count or a size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from nasvit.commands import positive_int
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="accuracy and throughput of an exported model")
@@ -12,8 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", default="digits", help="'digits', an ImageFolder path, or torch/<name>")
     parser.add_argument("--root", help="data root for folder and torch datasets")
     parser.add_argument("--split", default="val", choices=["val", "search", "train_eval"])
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--image-size", type=int, help="load size (default: the one BN was recalibrated at)")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--image-size", type=positive_int, help="load size (default: the one BN was recalibrated at)")
     parser.set_defaults(run=run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nasvit.commands import add_overwrite_argument, positive_int
 from nasvit.data import DataConfig
 
 
@@ -20,9 +21,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--torchscript", action="store_true", help="also write model.ts (TorchScript)")
     parser.add_argument("--data", help="dataset for BN recalibration (default: the checkpoint's training data)")
     parser.add_argument("--root", help="data root for --data")
-    parser.add_argument("--bn-batches", type=int, default=8, help="training batches for BN recalibration")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--bn-batches", type=positive_int, default=8, help="training batches for BN recalibration")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
+    add_overwrite_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> None:
         use_ema=not args.no_ema,
         onnx=args.onnx,
         torchscript=args.torchscript,
+        overwrite=args.overwrite,
     )
     print(f"exported {report.subnet}")
     for name, difference in report.differences.items():

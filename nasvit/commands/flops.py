@@ -6,6 +6,7 @@ import argparse
 import json
 
 from nasvit.arch import resolve_arch
+from nasvit.commands import positive_int
 from search_space import format_count, load_space
 
 
@@ -14,8 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--space", required=True, help="a name in configs/space/ or a path to a YAML file")
     parser.add_argument("--arch", default="max", help="min | max | random | a subnet string | a subnet JSON file")
     parser.add_argument("--seed", type=int, default=0, help="seed for --arch random")
-    parser.add_argument("--resolution", type=int, help="override the subnet's input resolution")
-    parser.add_argument("--num-classes", type=int, help="classifier size (default: the space's num_classes)")
+    parser.add_argument("--resolution", type=positive_int, help="override the subnet's input resolution")
+    parser.add_argument("--num-classes", type=positive_int, help="classifier size (default: the space's num_classes)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(run=run)
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nasvit.commands import add_config_arguments
+from nasvit.commands import add_config_arguments, add_overwrite_argument
 from nasvit.config import load_config
 from nasvit.search_config import SearchRunConfig
 
@@ -16,6 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_config_arguments(parser, "configs/search/demo.yaml", "output directory (default: runs/search-<config name>)")
     parser.add_argument("--checkpoint", required=True, help="a supernet checkpoint written by nasvit train")
     parser.add_argument("--resume", action="store_true", help="continue the search logged in --out")
+    add_overwrite_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> None:
 
     config = load_config(SearchRunConfig, args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / f"search-{Path(args.config).stem}"
-    summary = SearchRecipe(config, args.checkpoint, out, resume=args.resume).run()
+    summary = SearchRecipe(config, args.checkpoint, out, resume=args.resume, overwrite=args.overwrite).run()
     if not summary:
         return
     for label, best in summary["best"].items():

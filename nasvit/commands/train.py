@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nasvit.commands import add_config_arguments
+from nasvit.commands import add_config_arguments, add_overwrite_argument
 from nasvit.config import load_config
 from nasvit.train_config import TrainConfig
 
@@ -15,6 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a supernet (sandwich rule, distillation, projection)")
     add_config_arguments(parser, "configs/train/demo.yaml", "run directory (default: runs/<config name>)")
     parser.add_argument("--resume", help="'auto' (latest checkpoint in the run directory) or a checkpoint path")
+    add_overwrite_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> None:
 
     config = load_config(TrainConfig, args.config, args.overrides)
     run_dir = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    summary = TrainRecipe(config, run_dir, resume=args.resume).run()
+    summary = TrainRecipe(config, run_dir, resume=args.resume, overwrite=args.overwrite).run()
     if "max_top1" in summary:
         print(
             f"val top-1 after BN recalibration: largest {summary['max_top1']:.2f}%, "

@@ -99,9 +99,15 @@ def build_data(cfg: DataConfig) -> DataSplits:
     held out as the search split (seeded by ``cfg.seed``, so identical on every run and every rank).
 
     Raises:
-        NasvitError: the dataset cannot be found or opened, or a class is too small to hold images out.
+        NasvitError: the dataset cannot be found or opened, has fewer than 2 classes, or a class is too small to
+            hold images out.
     """
     splits = _build_digits(cfg) if cfg.kind == "digits" else _build_image_datasets(cfg)
+    if splits.num_classes < 2:
+        raise NasvitError(
+            f"dataset {cfg.dataset!r} has {splits.num_classes} class; classification needs at least 2 (one "
+            "subfolder per class under the split folders)"
+        )
     logger.info(
         "data %s at %d px: %d classes; train %d, search %d, val %d images",
         cfg.dataset,

@@ -61,6 +61,8 @@ class DataConfig:
             ImageNet's). Resolved at construction, so the stored config holds the numbers used.
         std: per-channel normalisation standard deviation, resolved like ``mean``.
         interpolation: resampling of every resize: one of ``INTERPOLATIONS``.
+        max_unreadable: image folders: unreadable images tolerated per process (each is named in a warning and
+            replaced by the next readable one); one more stops the run with their paths.
 
     Raises:
         NasvitError: listing every invalid field at once, with the allowed range.
@@ -84,6 +86,7 @@ class DataConfig:
     mean: Triple | None = None
     std: Triple | None = None
     interpolation: str = "bicubic"
+    max_unreadable: int = 20
 
     def __post_init__(self) -> None:
         default_mean, default_std = DATASET_STATS.get(self.dataset, (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD))
@@ -115,8 +118,9 @@ def _problems(cfg: DataConfig) -> list[str]:
     for name in ("image_size", "batch_size", "search_per_class"):
         if getattr(cfg, name) < 1:
             problems.append(f"{name}={getattr(cfg, name)} must be at least 1")
-    if cfg.workers < 0:
-        problems.append(f"workers={cfg.workers} must be 0 (main process) or more")
+    for name in ("workers", "max_unreadable"):
+        if getattr(cfg, name) < 0:
+            problems.append(f"{name}={getattr(cfg, name)} must be 0 or more")
     for name in ("mixup", "cutmix"):
         if getattr(cfg, name) < 0:
             problems.append(f"{name}={getattr(cfg, name)} must be >= 0 (0 disables it)")

@@ -116,6 +116,7 @@ def fixed_batches(
     batch_size: int,
     seed: int = 0,
     workers: int = 0,
+    size_keys: tuple[str, str] = ("num_batches", "batch_size"),
 ) -> list[tuple[Tensor, Tensor]]:
     """Load a fixed, seeded selection of batches once and keep it in memory.
 
@@ -129,6 +130,8 @@ def fixed_batches(
         batch_size: images per batch.
         seed: seed of the selection and order of the images.
         workers: worker processes for decoding.
+        size_keys: the names the user sets ``num_batches`` and ``batch_size`` by (config keys or flags), for
+            the error message.
 
     Returns:
         ``num_batches`` pairs ``(images, labels)``: (batch_size, 3, S, S) float32 and (batch_size,) int64.
@@ -142,7 +145,7 @@ def fixed_batches(
     if wanted > len(dataset):
         raise NasvitError(
             f"{num_batches} batches of {batch_size} need {wanted} images but the dataset holds {len(dataset)}; "
-            f"ask for at most {len(dataset) // batch_size} batches or smaller batches"
+            f"set {size_keys[0]} to at most {len(dataset) // batch_size} or lower {size_keys[1]}"
         )
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:wanted]
     loader = DataLoader(Subset(dataset, order.tolist()), batch_size=batch_size, num_workers=workers)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import torch
+from PIL import Image
 from timm.data import create_dataset
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -42,7 +43,7 @@ def open_image_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset, int]:
     if cfg.kind == "torch":
         return _open_torch(cfg)
     folder = resolve_folder(cfg)
-    train = _open_folder_split(folder, cfg.train_split, TRAIN_SPLIT_NAMES, class_map=None)
+    train = _open_folder_split(folder, cfg.train_split, TRAIN_SPLIT_NAMES, None, cfg.max_unreadable)
     class_to_idx = train.reader.class_to_idx
     val_dir = find_split_dir(folder, cfg.val_split, VAL_SPLIT_NAMES)
     unknown = sorted(entry.name for entry in val_dir.iterdir() if entry.is_dir() and entry.name not in class_to_idx)
@@ -51,7 +52,7 @@ def open_image_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset, int]:
             f"validation folder {val_dir} has classes that {cfg.train_split}/ lacks: {_listing(unknown)}; "
             "every validation class needs training images (same subfolder names)"
         )
-    val = _open_folder_split(folder, cfg.val_split, VAL_SPLIT_NAMES, class_map=class_to_idx)
+    val = _open_folder_split(folder, cfg.val_split, VAL_SPLIT_NAMES, class_to_idx, cfg.max_unreadable)
     return train, val, len(class_to_idx)
 
 
@@ -127,16 +128,76 @@ def dataset_targets(dataset: Dataset) -> Tensor:
     return torch.as_tensor(targets, dtype=torch.int64)
 
 
-def _open_folder_split(folder: Path, split: str, synonyms: tuple[str, ...], class_map: dict | None) -> Dataset:
+def _open_folder_split(
+    folder: Path, split: str, synonyms: tuple[str, ...], class_map: dict | None, max_unreadable: int
+) -> Dataset:
     """A timm ``ImageDataset`` (RGB) over ``folder/split``; ``class_map`` pins class indices to training's."""
     split_dir = find_split_dir(folder, split, synonyms)
     try:
-        return create_dataset("", root=str(split_dir), split=split, search_split=False, class_map=class_map)
+        dataset = create_dataset("", root=str(split_dir), split=split, search_split=False, class_map=class_map)
     except RuntimeError as error:  # timm: "Found 0 images in subfolders of ..."
         raise NasvitError(
             f"split folder {split_dir} holds no images in class subfolders ({error}); expected "
             f"{split_dir}/<class>/<image>.jpg|png"
         ) from error
+    return CheckedImageFolder(dataset, max_unreadable)
+
+
+class CheckedImageFolder(Dataset):
+    """A timm image-folder dataset that names every unreadable image and stops after ``max_unreadable`` of them.
+
+    timm's own dataset skips a broken file with a warning that names only its index, and fails with a bare
+    RuntimeError when many in a row are broken. Here each unreadable file is logged with its path and replaced by
+    the next readable image; one more than ``max_unreadable`` (counted per process) raises a ``NasvitError``
+    listing the paths.
+
+    Args:
+        dataset: a timm ``ImageDataset`` without transforms (its ``reader`` gives file handles and classes).
+        max_unreadable: unreadable images tolerated before the run stops.
+    """
+
+    def __init__(self, dataset: Dataset, max_unreadable: int) -> None:
+        self.reader = dataset.reader
+        self.max_unreadable = max_unreadable
+        self.unreadable: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        """Returns ``(RGB PIL image, class)`` of item ``index``, or of the next readable item."""
+        for offset in range(len(self)):
+            position = (index + offset) % len(self)
+            try:
+                return self._load(position)
+            except (OSError, ValueError, Image.DecompressionBombError) as error:
+                self._record_unreadable(position, error)
+        raise NasvitError(f"no image of {len(self)} could be read")  # reached only with a huge max_unreadable
+
+    def _load(self, position: int) -> tuple[Image.Image, int]:
+        file, target = self.reader[position]
+        with file:
+            image = Image.open(file)
+            image.load()
+        return image.convert("RGB"), int(target)
+
+    def _record_unreadable(self, position: int, error: Exception) -> None:
+        path = str(self.reader.filename(position, absolute=True))
+        self.unreadable.append(path)
+        if len(self.unreadable) > self.max_unreadable:
+            shown = _listing(self.unreadable)
+            raise NasvitError(
+                f"{len(self.unreadable)} images could not be read ({shown}), more than data.max_unreadable="
+                f"{self.max_unreadable}; fix or remove them, or raise data.max_unreadable"
+            )
+        logger.warning(
+            "unreadable image %s (%s: %s); using the next image instead (%d of at most %d)",
+            path,
+            type(error).__name__,
+            error,
+            len(self.unreadable),
+            self.max_unreadable,
+        )
 
 
 def _open_torch(cfg: DataConfig) -> tuple[Dataset, Dataset, int]:

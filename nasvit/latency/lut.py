@@ -15,7 +15,6 @@ while building, so an interrupted build resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import os
@@ -38,7 +37,7 @@ from nasvit.latency.measure import (
     measure_module_latency,
     measure_modules_interleaved,
 )
-from search_space import SearchSpace, StageChoice, SubnetConfig, space_to_dict
+from search_space import SearchSpace, StageChoice, SubnetConfig, space_fingerprint
 from search_space.arithmetic import conv_out_size
 from search_space.plan import BlockPlan, HeadPlan, MBConvPlan, StemPlan, block_out_size, plan_stage
 from search_space.spec import StageSpec
@@ -255,12 +254,6 @@ class TableHeader:
         theirs = {**dataclasses.asdict(other), **dataclasses.asdict(other.settings)}
         names = [n for n in mine if n not in ("resolutions", "settings")]
         return [f"{n}: {mine[n]!r} != {theirs[n]!r}" for n in names if mine[n] != theirs[n]]
-
-
-def space_fingerprint(space: SearchSpace) -> str:
-    """Short hash of everything in a space's definition but its description."""
-    definition = {k: v for k, v in space_to_dict(space).items() if k != "description"}
-    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def device_name(device: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from nasvit import checkpoint
+from nasvit import checkpoint, run_directory
 from nasvit.config import load_config
 from nasvit.data import build_data
 from nasvit.errors import NasvitError
@@ -61,7 +61,7 @@ class DemoRecipe:
         TrainRecipe(self.train_config, train_dir, resume="auto").run()
         latest = checkpoint.latest(train_dir)
         _stage("2/4 search two budgets", search_dir)
-        resume = (search_dir / "candidates.jsonl").exists()
+        resume = (search_dir / run_directory.MANIFEST).exists() or (search_dir / "candidates.jsonl").exists()
         SearchRecipe(self.search_config, latest, search_dir, resume=resume).run()
         _stage("3/4 export the best subnet of each budget", self.out / "export")
         state = checkpoint.load(latest)
@@ -83,7 +83,7 @@ class DemoRecipe:
             logger.info("reusing the export in %s", directory)
             return directory
         cfg = space.parse(entry["subnet"])
-        report = export_subnet(state, str(path), cfg, directory, entry.get("metrics"), onnx=False, torchscript=True)
+        report = export_subnet(state, str(path), cfg, directory, entry.get("metrics"), torchscript=True, overwrite=True)
         logger.info("exported %s: largest differences %s", directory, report.differences)
         return directory
 

@@ -17,13 +17,13 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from evolve import GenerationSummary, SearchResult, parse_budget, run_search
-from nasvit import checkpoint, distributed
+from nasvit import checkpoint, distributed, run_directory
 from nasvit.config import dump_yaml
 from nasvit.data import build_data, fixed_batches
 from nasvit.errors import NasvitError
 from nasvit.search_config import SearchRunConfig
 from nasvit.search_evaluator import DistributedEvaluator, SupernetEvaluator
-from search_space import COST_METRICS, SearchSpace, load_space, parse_space
+from search_space import COST_METRICS, SearchSpace, load_space, parse_space, space_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +35,20 @@ class SearchRecipe:
         config: the search config.
         checkpoint_path: a supernet checkpoint written by ``nasvit train``.
         out_dir: where the search files go.
-        resume: continue the search logged in ``out_dir``.
+        resume: continue the search logged in ``out_dir`` (refused when it searched another checkpoint or data).
+        overwrite: clear ``out_dir`` first when it holds a nasvit run (without it such a directory is refused).
     """
 
-    def __init__(self, config: SearchRunConfig, checkpoint_path: str | Path, out_dir: str | Path, resume: bool = False):
-        self.config, self.checkpoint_path, self.out_dir, self.resume = (
-            config,
-            Path(checkpoint_path),
-            Path(out_dir),
-            resume,
-        )
+    def __init__(
+        self,
+        config: SearchRunConfig,
+        checkpoint_path: str | Path,
+        out_dir: str | Path,
+        resume: bool = False,
+        overwrite: bool = False,
+    ):
+        self.config, self.checkpoint_path, self.out_dir = config, Path(checkpoint_path), Path(out_dir)
+        self.resume, self.overwrite = resume, overwrite
 
     def setup(self) -> None:
         config = self.config
@@ -53,14 +57,28 @@ class SearchRecipe:
         _check_space(config.space, self.space, self.checkpoint_path)
         _check_budgets_attainable(config.evolve.budgets, self.space)
         self.ctx = distributed.init(config.device)
-        self.net = checkpoint.supernet_from_state(state, config.eval.use_ema, self.ctx.device)
         data_config = config.data or checkpoint.data_config_of(state)
+        if self.ctx.is_main:
+            inputs = {
+                "checkpoint_sha256": run_directory.file_digest(self.checkpoint_path),
+                "space": space_fingerprint(self.space),
+                "dataset": data_config.dataset,
+                "root": data_config.root,
+            }
+            run_directory.claim(self.out_dir, "search", inputs, resume=self.resume, overwrite=self.overwrite)
+        self.net = checkpoint.supernet_from_state(state, config.eval.use_ema, self.ctx.device)
         data = build_data(data_config)
         if data.num_classes != state["num_classes"]:
             raise NasvitError(
                 f"the data has {data.num_classes} classes but the checkpoint's classifier has {state['num_classes']}"
             )
-        calibration = fixed_batches(data.train_eval, config.eval.bn_batches, config.eval.batch_size, data_config.seed)
+        calibration = fixed_batches(
+            data.train_eval,
+            config.eval.bn_batches,
+            config.eval.batch_size,
+            data_config.seed,
+            size_keys=("eval.bn_batches", "eval.batch_size"),
+        )
         held_out = fixed_batches(data.dataset(config.eval.split), None, config.eval.batch_size, data_config.seed)
         device = self.ctx.device
         calibration = [(x.to(device), y.to(device)) for x, y in calibration]  # moved once, not per candidate
@@ -71,7 +89,6 @@ class SearchRecipe:
         needs_latency = config.evolve.needs_latency and self.ctx.is_main
         self.latency_fn = build_latency_fn(config, self.space) if needs_latency else None
         if self.ctx.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "search_config.yaml").write_text(dump_yaml(config))
             logger.info(
                 "searching %s (%s) with %s: budgets %s, %d held-out images, %d calibration batches",

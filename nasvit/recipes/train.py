@@ -26,7 +26,7 @@ from timm.utils import ModelEmaV3
 from torch.utils.data import Subset
 from tqdm import tqdm
 
-from nasvit import checkpoint, distributed
+from nasvit import checkpoint, distributed, run_directory
 from nasvit.config import dump_yaml, to_dict
 from nasvit.data import build_data, build_mixup, fixed_batches, make_loader, set_epoch
 from nasvit.errors import NasvitError
@@ -53,14 +53,17 @@ class TrainRecipe:
         config: the resolved training config.
         run_dir: where config.yaml, train.log, metrics.jsonl, tensorboard/ and checkpoints/ go.
         resume: None (start fresh), ``auto`` (the latest checkpoint in ``run_dir`` if any) or a checkpoint path.
+        overwrite: clear ``run_dir`` first when it holds a nasvit run (without it such a directory is refused).
     """
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path, resume: str | None = None):
+    def __init__(self, config: TrainConfig, run_dir: str | Path, resume: str | None = None, overwrite: bool = False):
         self.config = config
         self.run_dir = Path(run_dir)
         self.resume = resume
+        self.overwrite = overwrite
         self.step = 0
         self.nan_skips = 0
+        self.evaluated_step = -1  # the step of the last completed evaluation
         self.last_checkpoint: Path | None = None
         self.largest_losses: list[float] = []  # the largest subnet's loss at every step of this run
 
@@ -70,8 +73,10 @@ class TrainRecipe:
         self.ctx = distributed.init(config.device)
         if config.precision == "fp16" and self.ctx.device.type != "cuda":
             raise NasvitError("precision fp16 needs a GPU (it uses a grad scaler); use precision=bf16 on the CPU")
-        self.log = RunLog(self.run_dir, enabled=self.ctx.is_main)
         self.space = load_space(config.space)
+        if self.ctx.is_main:  # what defines a resumed run (space, schedule, data) is checked against its checkpoint
+            run_directory.claim(self.run_dir, "train", {}, resume=self.resume is not None, overwrite=self.overwrite)
+        self.log = RunLog(self.run_dir, enabled=self.ctx.is_main)
         self.data = build_data(config.data)
         torch.manual_seed(config.seed)
         random.seed(config.seed + self.ctx.rank)  # timm RandAugment in the main process
@@ -112,7 +117,11 @@ class TrainRecipe:
             b for name, b in self.net.named_buffers() if name.endswith(("running_mean", "running_var"))
         ]
         self.calibration = fixed_batches(
-            self.data.train_eval, config.eval.bn_batches, config.eval.batch_size, config.seed
+            self.data.train_eval,
+            config.eval.bn_batches,
+            config.eval.batch_size,
+            config.seed,
+            size_keys=("eval.bn_batches", "eval.batch_size"),
         )
         val = self.data.val
         shard = Subset(val, list(range(self.ctx.rank, len(val), self.ctx.world_size)))
@@ -141,6 +150,8 @@ class TrainRecipe:
         last_eval: dict[str, Any] = {}
         stop = config.max_steps if config.max_steps is not None else self.total_steps
         epoch = self.step // self.steps_per_epoch
+        if self._evaluation_pending():  # an interrupt came during the end-of-epoch evaluation
+            last_eval = self.evaluate(epoch)
         while self.step < min(stop, self.total_steps):
             epoch = self.step // self.steps_per_epoch
             done = self.step - epoch * self.steps_per_epoch
@@ -160,8 +171,7 @@ class TrainRecipe:
                 if periodic and self.nan_skips == 0:  # never checkpoint inside a run of skipped steps
                     self.save_checkpoint(epoch)
             bar.close()
-            epoch_done = self.step % self.steps_per_epoch == 0
-            if epoch_done and (self._eval_due(epoch) or self.step == self.total_steps):
+            if self._evaluation_pending():
                 last_eval = self.evaluate(epoch + 1)
             already_saved = self.last_checkpoint == checkpoint.checkpoint_path(self.run_dir, self.step)
             if self.nan_skips == 0 and not already_saved:
@@ -266,6 +276,7 @@ class TrainRecipe:
             result = evaluate_subnet(model, cfg, self.calibration, self.val_loader, self._autocast)
             record[f"{label}_top1"], record[f"{label}_top5"] = result["top1"], result["top5"]
         self.log.metrics(record)
+        self.evaluated_step = self.step
         self.log.scalars({f"val/{k}": v for k, v in record.items() if k.endswith(("top1", "top5"))}, self.step)
         logger.info(
             "epoch %d step %d: val top-1 min %.2f%%, max %.2f%%",
@@ -276,8 +287,12 @@ class TrainRecipe:
         )
         return record
 
-    def _eval_due(self, epoch: int) -> bool:
-        return (epoch + 1) % self.config.eval.every_epochs == 0
+    def _evaluation_pending(self) -> bool:
+        """Whether the step ends an epoch whose evaluation is due and has not been made yet."""
+        if self.step == 0 or self.step % self.steps_per_epoch or self.evaluated_step == self.step:
+            return False
+        finished = self.step // self.steps_per_epoch  # epochs done, counted from 1
+        return finished % self.config.eval.every_epochs == 0 or self.step == self.total_steps
 
     # ----------------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, epoch: int) -> Path | None:
@@ -294,6 +309,7 @@ class TrainRecipe:
             "epoch": epoch,
             "step": self.step,
             "nan_skips": self.nan_skips,
+            "evaluated_step": self.evaluated_step,
             "rng": _rng_state(),
             "config": to_dict(self.config),
             "space": space_to_dict(self.space),
@@ -334,6 +350,7 @@ class TrainRecipe:
         except (RuntimeError, ValueError, KeyError) as error:
             raise checkpoint.CheckpointError(f"checkpoint {path} does not fit this run: {str(error)[:300]}") from None
         self.step, self.nan_skips = state["step"], state["nan_skips"]
+        self.evaluated_step = state.get("evaluated_step", self.step)  # checkpoints before this key: evaluated
         _set_rng_state(state["rng"])
         self.last_checkpoint = path
         logger.info("resumed from %s at step %d", path, self.step)
