@@ -115,7 +115,8 @@ def check(directory: Path, kind: str, inputs: dict[str, Any], resume: bool, over
         since = f" (started {manifest['created']})" if manifest is not None else ""
         again = "pass --resume to continue it, " if kind != "export" else ""
         raise RunDirectoryError(
-            f"{directory} already holds a {kind} run{since}; {again}pass --overwrite to replace it, or another --out"
+            f"{directory} already holds a nasvit {kind} run{since}; {again}pass --overwrite to replace it, or "
+            "another --out"
         )
     differences = input_differences(manifest["inputs"], inputs) if manifest is not None else []
     if differences:

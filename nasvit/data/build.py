@@ -103,11 +103,6 @@ def build_data(cfg: DataConfig) -> DataSplits:
             hold images out.
     """
     splits = _build_digits(cfg) if cfg.kind == "digits" else _build_image_datasets(cfg)
-    if splits.num_classes < 2:
-        raise NasvitError(
-            f"dataset {cfg.dataset!r} has {splits.num_classes} class; classification needs at least 2 (one "
-            "subfolder per class under the split folders)"
-        )
     logger.info(
         "data %s at %d px: %d classes; train %d, search %d, val %d images",
         cfg.dataset,
@@ -141,6 +136,11 @@ def _build_digits(cfg: DataConfig) -> DataSplits:
 def _build_image_datasets(cfg: DataConfig) -> DataSplits:
     """A folder or torchvision dataset with timm transforms; the search split is held out of training."""
     train_set, val_set, num_classes = open_image_datasets(cfg)
+    if num_classes < 2:
+        raise NasvitError(
+            f"dataset {cfg.dataset!r} has {num_classes} class; classification needs at least 2 (one subfolder per "
+            "class under the split folders)"
+        )
     kept, held_out = hold_out_per_class(dataset_targets(train_set), cfg.search_per_class, cfg.seed)
     train_transform, eval_transform = build_transforms(cfg)
     kept_list, held_out_list = kept.tolist(), held_out.tolist()

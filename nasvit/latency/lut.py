@@ -429,9 +429,13 @@ def build_lut(
     rewritten atomically after each group and at the end.
 
     Raises:
-        NasvitError: a resolution the space does not have, or an existing table made differently.
+        NasvitError: a resolution the space does not have, an existing table made differently, or an ``out_path``
+            that is a directory.
+        OSError: ``out_path`` cannot be written (raised before anything is timed).
     """
     out_path = Path(out_path)
+    if out_path.is_dir():
+        raise NasvitError(f"--out {out_path} is a directory; pass a file path such as {out_path / 'lut.json'}")
     resolutions = tuple(resolutions)
     plans = enumerate_blocks(space, resolutions)
     header = TableHeader.current(space, resolutions, settings)
@@ -448,6 +452,7 @@ def build_lut(
         entries, calibration = existing.entries, existing.calibration
         header = dataclasses.replace(header, resolutions=tuple(sorted({*existing.resolutions, *resolutions})))
     table = LatencyTable(space, header, entries, out_path, calibration)
+    table.save(out_path)  # fails now, not after minutes of timing, where out_path cannot be written
     todo = [plan for plan in plans if block_key(plan) not in entries]
     random.Random(f"latency-table:{space.name}").shuffle(todo)  # drift of the machine must not follow the stages
     if todo:
