@@ -14,7 +14,6 @@ import time
 import torch
 
 from nasvit.arch import resolve_arch
-from nasvit.commands import positive_int
 from nasvit.errors import NasvitError
 from nasvit.latency.lut import LatencyTable, build_lut, device_name, enumerate_blocks
 from nasvit.latency.measure import LatencySettings, measure_latency
@@ -29,9 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build = actions.add_parser("build-lut", help="time every distinct block of a space into a lookup table")
     _add_space(build)
     build.add_argument("--out", required=True, help="table file (JSON); an existing one is resumed")
-    build.add_argument(
-        "--resolutions", type=positive_int, nargs="+", help="input resolutions (default: all of the space's)"
-    )
+    build.add_argument("--resolutions", type=int, nargs="+", help="input resolutions (default: all of the space's)")
     _add_settings(build)
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(run=run_build)
@@ -39,10 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report = actions.add_parser("report", help="correlation of MACs, params, activations and a table with latency")
     _add_space(report)
     report.add_argument("--lut", required=True, help="a table from nasvit latency build-lut")
-    report.add_argument("--samples", type=positive_int, default=50, help="random subnets to measure")
-    report.add_argument("--resolution", type=positive_int, help="input resolution (default: 224 if the table has it)")
+    report.add_argument("--samples", type=int, default=50, help="random subnets to measure")
+    report.add_argument("--resolution", type=int, help="input resolution (default: 224 if the table has it)")
     report.add_argument("--seed", type=int, default=0, help="seed of the random subnets")
-    report.add_argument("--repeats", type=positive_int, help="timed runs per subnet (default: the table's)")
+    report.add_argument("--repeats", type=int, help="timed runs per subnet (default: the table's)")
     report.add_argument("--plot", help="save a 2x2 scatter plot (PNG) of measured against predicted latency")
     report.add_argument("--save", help="save the whole report (per-subnet measurements included) as JSON")
     report.add_argument("--json", action="store_true", help="print one JSON object keyed by predictor")
@@ -53,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_space(measure)
     measure.add_argument("--arch", default="max", help="min | max | random | a subnet string | a subnet JSON file")
     measure.add_argument("--seed", type=int, default=0, help="seed for --arch random")
-    measure.add_argument("--resolution", type=positive_int, help="override the subnet's input resolution")
+    measure.add_argument("--resolution", type=int, help="override the subnet's input resolution")
     _add_settings(measure)
     measure.add_argument("--lut", help="also print the prediction of this table")
     measure.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -66,9 +63,9 @@ def _add_space(parser: argparse.ArgumentParser) -> None:
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     defaults = LatencySettings()
-    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="images per forward pass")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's current setting)")
-    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats, help="timed runs; the median is kept")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per forward pass")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's current setting)")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed runs; the median is kept")
     parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed runs first")
     parser.add_argument("--dtype", default=defaults.dtype, choices=("float32", "bfloat16"))
     parser.add_argument("--device", default=defaults.device, choices=("cpu", "cuda"))
