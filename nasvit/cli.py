@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get("NASVIT_DEBUG", "") not in ("", "0")
     try:
         args.run(args)
+    except BrokenPipeError:  # the reader went away (`nasvit ... | head`): stop quietly, as a pipeline expects
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (*USER_ERRORS, OSError) as error:
         if debug:
             raise
@@ -59,9 +62,9 @@ _OS_ERROR_FIXES = {
 
 def describe_os_error(error: OSError) -> str:
     """One line for a failed file operation: what failed, on which path, and what to do."""
-    path = f" {error.filename}" if error.filename is not None else ""
+    path = f": {error.filename}" if error.filename is not None else ""
     fix = _OS_ERROR_FIXES.get(error.errno, "check the path and try again")
-    return f"{error.strerror or error}:{path}; {fix}"
+    return f"{error.strerror or error}{path}; {fix}"
 
 
 def _interrupt(signum, frame) -> None:

@@ -463,3 +463,15 @@ def test_train_overwrite_replaces_the_run(world: World) -> None:
     assert run_cli([*train_argv(run), "--overwrite", "--set", "max_steps=1"]) == 0
     assert not (run / "stale.txt").exists()
     assert [p.name for p in (run / "checkpoints").glob("*.pt")] == ["step00000001.pt"]
+
+
+def test_closed_pipe_ends_quietly() -> None:
+    """``nasvit space show nasvit | head -1``: no error when the reader has gone."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "import sys; from nasvit.cli import main; sys.exit(main())", "space", "show"]
+    process = subprocess.Popen([*command, "nasvit"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    process.stdout.close()  # before the command writes (it imports for seconds first), so its write fails
+    err = process.stderr.read().decode()
+    assert process.wait() == 0 and err == "", err
