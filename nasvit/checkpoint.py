@@ -53,8 +53,9 @@ def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """Read a supernet checkpoint on the CPU with ``weights_only=True``.
+def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
+    """Read a checkpoint on the CPU with ``weights_only=True``: a supernet's, or with ``expected_format`` that of
+    another nasvit run (``nasvit finetune`` writes ``nasvit-finetune-checkpoint/1``).
 
     Raises:
         CheckpointError: the file is missing, unreadable or corrupted, or not a nasvit supernet checkpoint.
@@ -75,11 +76,15 @@ def load(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(error).__name__}: {first_line}); "
             f"it was left untouched. Resume from an older file in {path.parent} with --resume PATH, or start a new run"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        found = payload.get("format") if isinstance(payload, dict) else None
         keys = sorted(map(str, payload))[:8] if isinstance(payload, dict) else type(payload).__name__
+        found = repr(found) if found else keys
+        maker = "nasvit train" if expected_format == FORMAT else "nasvit finetune"
+        kind = "supernet" if expected_format == FORMAT else "fine-tuning"
         raise CheckpointError(
-            f"checkpoint {path} is not a nasvit supernet checkpoint (expected format {FORMAT!r}, found {keys}); "
-            "pass a file written by 'nasvit train'"
+            f"checkpoint {path} is not a nasvit {kind} checkpoint (expected format {expected_format!r}, found "
+            f"{found}); pass a file written by '{maker}'"
         )
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:

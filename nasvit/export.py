@@ -19,10 +19,13 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from timm.data import DEFAULT_CROP_PCT
 
 from nasvit import checkpoint, run_directory
+from nasvit.config import build, to_dict
 from nasvit.data import DataConfig, build_data, fixed_batches
 from nasvit.errors import NasvitError
+from nasvit.onnx_export import export_onnx
 from search_space import SubnetConfig, parse_space, space_to_dict
 from supernet import NASViT, optimize_for_inference, recalibrate_bn
 
@@ -53,6 +56,7 @@ def export_subnet(
     onnx: bool = False,
     torchscript: bool = False,
     overwrite: bool = False,
+    onnx_dynamic_size: bool = False,
 ) -> ExportReport:
     """Recalibrate BN for ``cfg`` on the training data, build its static model, verify and write it.
 
@@ -67,13 +71,10 @@ def export_subnet(
         use_ema: export the EMA weights when the checkpoint has them.
         onnx, torchscript: also write and verify ``model.onnx`` / ``model.ts``.
         overwrite: replace an export (or another nasvit run) already in ``out_dir``.
-
-    The files are written beside ``out_dir`` and swapped into place after verification, so the directory never
-    holds files of two exports, and a failed export leaves it as it was.
+        onnx_dynamic_size: the ONNX graph takes any image size (it resizes to the subnet's resolution).
 
     Raises:
-        NasvitError: an artefact differs from the supernet by more than 1e-4, ONNX export needs onnxruntime, or
-            ``out_dir`` holds a run and ``overwrite`` is not set.
+        NasvitError: see :func:`write_export`.
     """
     if onnx:
         _require_onnxruntime()
@@ -90,36 +91,110 @@ def export_subnet(
     static = net.export(cfg).eval()
     probe = torch.cat([calibration[0][0][:4], torch.randn(4, *calibration[0][0].shape[1:])])
     with torch.no_grad():
-        reference = static(probe)
-        report = ExportReport(Path(out_dir), str(cfg))
-        report.differences["supernet"] = _max_difference(net(probe), reference)
-        fast = optimize_for_inference(static)
+        supernet_difference = _max_difference(net(probe), static(probe))
+    recalibration = {"dataset": data.dataset, "image_size": data.image_size, "batches": len(calibration)}
+    return write_export(
+        static,
+        out,
+        inputs,
+        data,
+        probe,
+        provenance={"checkpoint": str(checkpoint_path), "checkpoint_step": state.get("step")},
+        metrics=metrics or {},
+        differences={"supernet": supernet_difference},
+        extra={"bn_recalibration": {**recalibration, "batch_size": batch_size}},
+        onnx=onnx,
+        torchscript=torchscript,
+        overwrite=overwrite,
+        onnx_dynamic_size=onnx_dynamic_size,
+    )
+
+
+def write_export(
+    model: NASViT,
+    out_dir: str | Path,
+    inputs: dict[str, Any],
+    data: DataConfig,
+    probe: torch.Tensor,
+    provenance: dict[str, Any],
+    metrics: dict[str, Any],
+    differences: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
+    onnx: bool = False,
+    torchscript: bool = False,
+    overwrite: bool = False,
+    onnx_dynamic_size: bool = False,
+) -> ExportReport:
+    """Verify a static model's artefacts against it and publish them as an export directory.
+
+    The files are written beside ``out_dir`` and swapped into place after verification, so the directory never
+    holds files of two exports, and a failed export leaves it as it was.
+
+    Args:
+        model: the static model (put in eval mode).
+        out_dir: the export directory.
+        inputs: what defines the export (recorded in ``run.json``).
+        data: the data settings it was calibrated or trained with (``subnet.json``'s ``data`` and
+            ``pretrained_cfg``; ``nasvit eval`` and timm read them).
+        probe: (B, 3, S, S) images the artefacts are compared on.
+        provenance: where the weights came from (a checkpoint, a parent export); commit, date and torch added.
+        metrics: accuracy already known for this model.
+        differences: checks made before (e.g. against the supernet), kept in the verification figures.
+        extra: more top-level entries of ``subnet.json``.
+        onnx, torchscript, onnx_dynamic_size: see :func:`export_subnet`.
+
+    Raises:
+        NasvitError: an artefact differs from the model by more than 1e-4, ONNX export needs onnxruntime, or
+            ``out_dir`` holds a run and ``overwrite`` is not set.
+    """
+    if onnx:
+        _require_onnxruntime()
+    model = model.eval()
+    report = ExportReport(Path(out_dir), model.subnet, dict(differences or {}))
+    preprocessing = pretrained_cfg(data, model.num_classes)
+    with torch.no_grad():
+        reference = model(probe)
+        fast = optimize_for_inference(model)
         report.differences["inference"] = _max_difference(fast(probe), reference)
     artefacts: dict[str, bytes] = {}
     if torchscript:
         artefacts[TORCHSCRIPT_FILE], report.differences["torchscript"] = _torchscript(fast, probe, reference)
     if onnx:
-        artefacts[ONNX_FILE], report.differences["onnx"] = _onnx(static, probe, reference)
+        artefacts[ONNX_FILE], report.differences["onnx"] = export_onnx(model, preprocessing, onnx_dynamic_size)
     failed = {name: diff for name, diff in report.differences.items() if not diff <= TOLERANCE}
     if failed:
-        raise NasvitError(f"export of {cfg} failed verification: largest differences {failed} exceed {TOLERANCE}")
-    recalibration = {
-        "dataset": data.dataset,
-        "image_size": data.image_size,
-        "batches": len(calibration),
-        "batch_size": batch_size,
-    }
-    description = _description(static, cfg, state, checkpoint_path, metrics or {}, report, recalibration)
+        raise NasvitError(
+            f"export of {model.subnet} failed verification: largest differences {failed} exceed {TOLERANCE}"
+        )
+    description = _description(model, data, preprocessing, provenance, metrics, report, extra or {})
 
     def write(directory: Path) -> None:
-        save_file(static.state_dict(), str(directory / WEIGHTS_FILE))
+        save_file(model.state_dict(), str(directory / WEIGHTS_FILE))
         for name, payload in artefacts.items():
             (directory / name).write_bytes(payload)
         (directory / SUBNET_FILE).write_text(json.dumps(description, indent=2) + "\n")
 
-    run_directory.publish(out, "export", inputs, write, overwrite=overwrite)
+    run_directory.publish(report.out_dir, "export", inputs, write, overwrite=overwrite)
     report.files = [WEIGHTS_FILE, SUBNET_FILE, *artefacts]
     return report
+
+
+def pretrained_cfg(data: DataConfig, num_classes: int) -> dict[str, Any]:
+    """timm's preprocessing entries for a model trained or calibrated on ``data``: what ``nasvit eval`` feeds it.
+
+    Image folders are evaluated as timm does by default (resize to S / 0.875, centre crop S); the embedded digits
+    are resized to S whole (``crop_pct`` 1). Either way ``timm.data.create_transform(**resolve_data_config({},
+    model=m))`` reproduces the evaluation input.
+    """
+    return {
+        "input_size": [3, data.image_size, data.image_size],
+        "interpolation": data.interpolation,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "crop_pct": 1.0 if data.kind == "digits" else DEFAULT_CROP_PCT,
+        "crop_mode": "center",
+        "num_classes": num_classes,
+    }
 
 
 def load_model(directory: str | Path, inference: bool = False) -> torch.nn.Module:
@@ -148,6 +223,32 @@ def load_model(directory: str | Path, inference: bool = False) -> torch.nn.Modul
     return optimize_for_inference(model) if inference else model.eval()
 
 
+def export_data_config(
+    directory: str | Path, dataset: str | None = None, root: str | None = None, image_size: int | None = None
+) -> DataConfig:
+    """The data an export was calibrated or trained on (its ``subnet.json``), or ``dataset`` when given.
+
+    Exports written before ``data`` was recorded give their recalibration dataset and load size.
+
+    Raises:
+        NasvitError: the recorded settings are not usable here.
+    """
+    description = read_description(directory)
+    if dataset is not None:
+        size = image_size or description.get("data", {}).get("image_size") or description["resolution"]
+        return DataConfig(dataset=dataset, root=root, image_size=size)
+    if "data" in description:
+        problems: list[str] = []
+        recorded = {**description["data"], **({"image_size": image_size} if image_size else {})}
+        data = build(DataConfig, recorded, "data.", problems)
+        if problems:
+            raise NasvitError(f"{Path(directory) / SUBNET_FILE}: its data settings are not usable here ({problems})")
+        return data
+    recalibration = description.get("bn_recalibration", {})
+    size = image_size or recalibration.get("image_size", description["resolution"])
+    return DataConfig(dataset=recalibration.get("dataset", "digits"), image_size=size)
+
+
 def read_description(directory: str | Path) -> dict[str, Any]:
     """The parsed ``subnet.json`` of an export directory."""
     directory = Path(directory)
@@ -164,20 +265,22 @@ def read_description(directory: str | Path) -> dict[str, Any]:
     return description
 
 
-def _description(static, cfg, state, checkpoint_path, metrics, report, recalibration) -> dict[str, Any]:
+def _description(model, data, preprocessing, provenance, metrics, report, extra) -> dict[str, Any]:
+    cfg = model.subnet_config
     return {
-        "subnet": str(cfg),
+        "subnet": model.subnet,
         "config": cfg.to_dict(),
         "space": space_to_dict(cfg.space),
-        "num_classes": static.num_classes,
-        "resolution": cfg.resolution,
-        "costs": static.cost,
+        "num_classes": model.num_classes,
+        "resolution": model.resolution,
+        "costs": model.cost,
         "metrics": metrics,
         "verification": {"max_abs_difference": report.differences, "tolerance": TOLERANCE},
-        "bn_recalibration": recalibration,
+        "data": to_dict(data),
+        "pretrained_cfg": preprocessing,
+        **extra,
         "provenance": {
-            "checkpoint": str(checkpoint_path),
-            "checkpoint_step": state.get("step"),
+            **provenance,
             "commit": _git_commit(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__,
@@ -195,27 +298,6 @@ def _torchscript(model: torch.nn.Module, probe: torch.Tensor, reference: torch.T
     with torch.no_grad():
         difference = _max_difference(loaded(probe), reference)
     return buffer.getvalue(), difference
-
-
-def _onnx(static: NASViT, probe: torch.Tensor, reference: torch.Tensor) -> tuple[bytes, float]:
-    import onnxruntime
-
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the tracer warns about shape-dependent branches, which are static here
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            static,
-            (probe,),
-            buffer,
-            dynamo=False,
-            opset_version=17,
-            input_names=["images"],
-            output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-    (output,) = session.run(None, {"images": probe.numpy()})
-    return buffer.getvalue(), _max_difference(torch.from_numpy(output), reference)
 
 
 def _require_onnxruntime() -> None:

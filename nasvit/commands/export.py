@@ -19,6 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="export directory")
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx (verified with onnxruntime)")
     parser.add_argument("--torchscript", action="store_true", help="also write model.ts (TorchScript)")
+    parser.add_argument(
+        "--onnx-dynamic-size", action="store_true", help="model.onnx takes any image size (resized to the subnet's)"
+    )
     parser.add_argument("--data", help="dataset for BN recalibration (default: the checkpoint's training data)")
     parser.add_argument("--root", help="data root for --data")
     parser.add_argument("--bn-batches", type=positive_int, default=8, help="training batches for BN recalibration")
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> None:
         onnx=args.onnx,
         torchscript=args.torchscript,
         overwrite=args.overwrite,
+        onnx_dynamic_size=args.onnx_dynamic_size,
     )
     print(f"exported {report.subnet}")
     for name, difference in report.differences.items():
