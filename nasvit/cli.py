@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 
-from nasvit.commands import demo, evaluate, export, flops, latency, search, space, train
+from nasvit.commands import demo, evaluate, export, finetune, flops, latency, search, space, train
 from nasvit.errors import USER_ERRORS
 
-COMMANDS = (demo, space, flops, train, search, export, evaluate, latency)
+COMMANDS = (demo, space, flops, train, search, export, evaluate, finetune, latency)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, example: str, out_help: str) -> None:
-    """``--config``, ``--out`` and repeatable ``--set KEY=VALUE`` of a config-driven command."""
-    parser.add_argument("--config", required=True, help=f"a YAML file, e.g. {example}")
+def add_config_arguments(
+    parser: argparse.ArgumentParser, example: str, out_help: str, default_config: str | None = None
+) -> None:
+    """``--config`` (required unless ``default_config``), ``--out`` and repeatable ``--set KEY=VALUE`` of a
+    config-driven command."""
+    if default_config is None:
+        parser.add_argument("--config", required=True, help=f"a YAML file, e.g. {example}")
+    else:
+        parser.add_argument("--config", default=default_config, help=f"a YAML file (default: {default_config})")
     parser.add_argument("--out", help=out_help)
     parser.add_argument(
         "--set",

@@ -15,6 +15,9 @@ evaluated on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -148,3 +151,38 @@ def _item_seed(seed: int, epoch: int, index: int) -> int:
 def default_padding(image_size: int) -> int:
     """Shift range of the digits augmentation: 1/16 of the side (2 px at 32 px, a quarter of an 8x8 pixel)."""
     return max(1, image_size // 16)
+
+
+def write_digits_folder(
+    root: str | Path,
+    class_name: Callable[[int], str] = str,
+    validation_every: int = 5,
+    per_class: int | None = None,
+) -> Path:
+    """Write the digits as an image folder (8x8 RGB PNGs): ``root/{train,validation}/<class>/<n>.png``.
+
+    A quick real dataset for the image-folder path, e.g. relabelled into another task
+    (``class_name=lambda d: f"pair{d // 2}"`` gives 5 classes).
+
+    Args:
+        root: the folder to write (created).
+        class_name: the class folder of a digit 0-9.
+        validation_every: every this many images of a class goes to ``validation/``, the rest to ``train/``.
+        per_class: at most this many images per class (None: all).
+
+    Returns:
+        ``root``.
+    """
+    root = Path(root)
+    images, labels = digit_pil_images()
+    counts: dict[str, int] = {}
+    for image, label in zip(images, labels.tolist()):
+        name = class_name(label)
+        index = counts.get(name, 0)
+        if per_class is not None and index >= per_class:
+            continue
+        counts[name] = index + 1
+        folder = root / ("validation" if index % validation_every == 0 else "train") / name
+        folder.mkdir(parents=True, exist_ok=True)
+        image.convert("RGB").save(folder / f"{index}.png")
+    return root

@@ -434,13 +434,18 @@ class TrainingEngine:
         try:
             self.setup()
             try:
-                return self.train()
+                summary = self.train()
             except KeyboardInterrupt:
                 saved = self.save_checkpoint(self.step // self.steps_per_epoch)
                 logger.warning("interrupted at step %d; checkpoint %s", self.step, saved)
                 raise
+            return self._finish(summary)
         finally:
             self.cleanup()
+
+    def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """What the recipe does after the last step (fine-tuning writes its export); returns the summary."""
+        return summary
 
 
 def _rng_state() -> dict[str, Any]:

@@ -1,0 +1,35 @@
+"""``nasvit finetune``: train an exported subnet on new data and export it again (``configs/finetune/*.yaml``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from nasvit.commands import add_config_arguments, add_overwrite_argument
+from nasvit.config import load_config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("finetune", help="fine-tune an exported subnet on new data, then export it")
+    default = "configs/finetune/default.yaml"
+    add_config_arguments(parser, default, "run directory (default: runs/finetune)", default_config=default)
+    parser.add_argument("--model", required=True, help="the export directory to start from (nasvit export --out)")
+    parser.add_argument("--data", help="the new dataset: an image folder, 'digits' or torch/<name> (data.dataset)")
+    parser.add_argument("--resume", help="'auto' (latest checkpoint in the run directory) or a checkpoint path")
+    add_overwrite_argument(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from nasvit.finetune_config import FinetuneConfig
+    from nasvit.recipes.finetune import FinetuneRecipe
+
+    overrides = [f"model={args.model}", *([f"data.dataset={args.data}"] if args.data else []), *args.overrides]
+    config = load_config(FinetuneConfig, args.config, overrides)
+    run_dir = Path(args.out or "runs/finetune")
+    summary = FinetuneRecipe(config, run_dir, resume=args.resume, overwrite=args.overwrite).run()
+    if "top1" in summary:
+        print(f"val top-1 {summary['top1']:.2f}%, top-5 {summary['top5']:.2f}% (epoch {summary['epoch']})")
+    print(f"{summary['steps_this_run']} steps in {summary['seconds']:.0f} s; export {summary['export']}")
+    print(json.dumps(summary))

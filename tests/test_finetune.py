@@ -1,0 +1,93 @@
+"""``nasvit finetune``: an exported digits subnet trained on a 5-class image folder, exported again, resumed exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nasvit import checkpoint
+from nasvit.cli import main
+from nasvit.config import load_config
+from nasvit.data.digits import write_digits_folder
+from nasvit.export import export_subnet, load_model
+from nasvit.finetune_config import FinetuneConfig
+from nasvit.recipes.finetune import FinetuneRecipe
+from nasvit.recipes.train import TrainRecipe
+from nasvit.train_config import TrainConfig
+from search_space import load_space
+
+TRAIN_FAST = ["data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1"]
+FINETUNE_FAST = ["device=cpu", "data.image_size=16", "data.batch_size=16", "eval.batch_size=32", "optim.epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A digits export (10 classes) of the tiny space's smallest subnet."""
+    run = tmp_path_factory.mktemp("supernet")
+    TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", TRAIN_FAST), run).run()
+    state = checkpoint.load(checkpoint.latest(run))
+    out = tmp_path_factory.mktemp("export") / "parent"
+    export_subnet(state, str(checkpoint.latest(run)), load_space("tiny").min_subnet(), out, bn_batches=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_digits_folder(tmp_path_factory.mktemp("pairs"), lambda d: f"pair{d // 2}", 4, per_class=24)
+
+
+def finetune_config(parent: Path, folder: Path, *overrides: str) -> FinetuneConfig:
+    settings = [f"model={parent}", f"data.dataset={folder}", *FINETUNE_FAST, *overrides]
+    return load_config(FinetuneConfig, "configs/finetune/default.yaml", settings)
+
+
+def test_finetune_replaces_the_classifier_and_exports_a_verified_model(parent, folder, tmp_path):
+    summary = FinetuneRecipe(finetune_config(parent, folder, "max_steps=4"), tmp_path).run()
+    export = Path(summary["export"])
+    description = json.loads((export / "subnet.json").read_text())
+    assert (
+        description["num_classes"] == 5
+        and description["subnet"] == json.loads((parent / "subnet.json").read_text())["subnet"]
+    )
+    assert description["provenance"]["parent_export"] == str(parent)
+    assert max(description["verification"]["max_abs_difference"].values()) <= 1e-4
+    assert description["metrics"]["top1"] == summary["top1"]
+    model = load_model(export)
+    assert model.num_classes == 5
+    parent_weights, weights = load_file(str(parent / "model.safetensors")), load_file(str(export / "model.safetensors"))
+    classifier = {name for name in weights if weights[name].shape != parent_weights.get(name, weights[name]).shape}
+    assert classifier and all(weights[name].shape[0] == 5 for name in classifier)  # only the classifier changed shape
+
+
+def test_interrupted_finetune_resumes_exactly(parent, folder, tmp_path):
+    straight = tmp_path / "straight"
+    FinetuneRecipe(finetune_config(parent, folder, "max_steps=6"), straight).run()
+    split = tmp_path / "split"
+    FinetuneRecipe(finetune_config(parent, folder, "max_steps=3"), split).run()
+    FinetuneRecipe(finetune_config(parent, folder, "max_steps=6"), split, resume="auto").run()
+    expected = checkpoint.load(checkpoint.latest(straight), "nasvit-finetune-checkpoint/1")
+    resumed = checkpoint.load(checkpoint.latest(split), "nasvit-finetune-checkpoint/1")
+    assert expected["step"] == resumed["step"] == 6
+    for name, tensor in expected["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+
+
+def test_finetune_cli_and_its_refusals(parent, folder, tmp_path, capsys):
+    argv = ["finetune", "--model", str(parent), "--data", str(folder), "--out", str(tmp_path / "run")]
+    sets = [x for setting in [*FINETUNE_FAST, "max_steps=2"] for x in ("--set", setting)]
+    assert main([*argv, *sets]) == 0
+    assert "export" in capsys.readouterr().out
+    assert main([*argv, *sets]) == 2  # the run directory holds a run
+    assert "already holds a nasvit finetune run" in capsys.readouterr().err
+    other = tmp_path / "other"
+    args = ["finetune", "--model", str(folder), "--data", str(folder), "--out", str(other), *sets]
+    assert main(args) == 2
+    assert "is not an exported model" in capsys.readouterr().err
+    supernet = json.loads((parent / "subnet.json").read_text())["provenance"]["checkpoint"]
+    distill = [*argv[:-1], str(tmp_path / "distill"), *sets, "--set", f"distill.teacher={supernet}"]
+    assert main(distill) == 2
+    assert "predicts 10 classes but the data has 5" in capsys.readouterr().err
