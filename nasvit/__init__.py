@@ -2,7 +2,12 @@
 
 Packages: ``search_space`` (spaces, subnet configs, cost model; no torch), ``supernet`` (the elastic
 network and its static twins), ``evolve`` (evolutionary searchers) and this one (recipes and CLI).
+
+Importing it registers ``nasvit_subnet`` with timm: ``timm.create_model("nasvit_subnet", export_dir=DIR,
+pretrained=True)`` (see :mod:`supernet.timm_models`).
 """
+
+from supernet import timm_models as _timm_models  # noqa: F401 (registers nasvit_subnet with timm)
 
 __version__ = "0.1.0"
 

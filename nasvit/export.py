@@ -151,7 +151,7 @@ def write_export(
         _require_onnxruntime()
     model = model.eval()
     report = ExportReport(Path(out_dir), model.subnet, dict(differences or {}))
-    preprocessing = pretrained_cfg(data, model.num_classes)
+    preprocessing = pretrained_cfg(data, model.num_classes, model.in_chans)
     with torch.no_grad():
         reference = model(probe)
         fast = optimize_for_inference(model)
@@ -179,7 +179,7 @@ def write_export(
     return report
 
 
-def pretrained_cfg(data: DataConfig, num_classes: int) -> dict[str, Any]:
+def pretrained_cfg(data: DataConfig, num_classes: int, in_chans: int = 3) -> dict[str, Any]:
     """timm's preprocessing entries for a model trained or calibrated on ``data``: what ``nasvit eval`` feeds it.
 
     Image folders are evaluated as timm does by default (resize to S / 0.875, centre crop S); the embedded digits
@@ -187,7 +187,7 @@ def pretrained_cfg(data: DataConfig, num_classes: int) -> dict[str, Any]:
     model=m))`` reproduces the evaluation input.
     """
     return {
-        "input_size": [3, data.image_size, data.image_size],
+        "input_size": [in_chans, data.image_size, data.image_size],
         "interpolation": data.interpolation,
         "mean": list(data.mean),
         "std": list(data.std),

@@ -2,6 +2,8 @@
 
 Each block is a container of layers. The supernet fills it with elastic ops, an exported model with
 standard layers; the forward code is the same, so the two compute the same function by construction.
+Each residual branch passes through ``drop_path`` (stochastic depth; ``nn.Identity`` unless a static model is
+built with ``drop_path_rate > 0``, and then an identity in eval mode).
 """
 
 from __future__ import annotations
@@ -12,15 +14,25 @@ from torch import Tensor, nn
 class MBConv(nn.Module):
     """Inverted residual: [1x1 expand] - depthwise kxk - [SE] - 1x1 project, plus the shortcut.
 
-    (B, C_in, H, W) -> (B, C_out, H / stride, W / stride).
+    (B, C_in, H, W) -> (B, C_out, H / stride, W / stride). ``drop_path`` (default identity) acts on the branch;
+    the builder sets it only when the shortcut is the identity.
     """
 
-    def __init__(self, expand: nn.Module, depthwise: nn.Module, se: nn.Module, project: nn.Module, shortcut: nn.Module):
+    def __init__(
+        self,
+        expand: nn.Module,
+        depthwise: nn.Module,
+        se: nn.Module,
+        project: nn.Module,
+        shortcut: nn.Module,
+        drop_path: nn.Module | None = None,
+    ):
         super().__init__()
         self.expand, self.depthwise, self.se, self.project, self.shortcut = expand, depthwise, se, project, shortcut
+        self.drop_path = nn.Identity() if drop_path is None else drop_path
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.project(self.se(self.depthwise(self.expand(x)))) + self.shortcut(x)
+        return self.drop_path(self.project(self.se(self.depthwise(self.expand(x))))) + self.shortcut(x)
 
 
 def window_partition(x: Tensor, height: int, width: int, grid_rows: int, grid_cols: int) -> Tensor:
@@ -95,7 +107,8 @@ class TransformerBlock(nn.Module):
     """NASViT block on a feature map: attention then two MLPs, each residual branch scaled.
 
     x = x + s_attn * Attn(Norm1(x)); x = x + s_mlp * MLP1(Norm2(x)); x = x + s_mlp * MLP2(Norm3(x)).
-    (B, C, H, W) -> (B, C, H, W); tokens are the H*W positions in row-major order.
+    (B, C, H, W) -> (B, C, H, W); tokens are the H*W positions in row-major order. ``drop_path`` (default
+    identity) acts on each of the three scaled branches.
     """
 
     def __init__(
@@ -108,16 +121,18 @@ class TransformerBlock(nn.Module):
         mlp2: nn.Module,
         scale_attn: nn.Module,
         scale_mlp: nn.Module,
+        drop_path: nn.Module | None = None,
     ):
         super().__init__()
         self.norm1, self.attn = norm1, attn
         self.norm2, self.mlp1, self.norm3, self.mlp2 = norm2, mlp1, norm3, mlp2
         self.scale_attn, self.scale_mlp = scale_attn, scale_mlp
+        self.drop_path = nn.Identity() if drop_path is None else drop_path
 
     def forward(self, x: Tensor) -> Tensor:
         batch, channels, height, width = x.shape
         tokens = x.flatten(2).transpose(1, 2)  # (B, N, C)
-        tokens = tokens + self.scale_attn(self.attn(self.norm1(tokens), height, width))
-        tokens = tokens + self.scale_mlp(self.mlp1(self.norm2(tokens), height, width))
-        tokens = tokens + self.scale_mlp(self.mlp2(self.norm3(tokens), height, width))
+        tokens = tokens + self.drop_path(self.scale_attn(self.attn(self.norm1(tokens), height, width)))
+        tokens = tokens + self.drop_path(self.scale_mlp(self.mlp1(self.norm2(tokens), height, width)))
+        tokens = tokens + self.drop_path(self.scale_mlp(self.mlp2(self.norm3(tokens), height, width)))
         return tokens.reshape(batch, height, width, channels).permute(0, 3, 1, 2)  # a view, channels-last strides

@@ -8,7 +8,8 @@
   :class:`PooledPointwise`, a matrix product instead of a general convolution;
 - a relative-position bias becomes the constant (heads, n, n) tensor it evaluates to;
 - the scales of a transformer block's residual branches are folded into the last linear of each branch;
-- 4-d weights are stored channels-last, so every convolution of the network runs in that layout.
+- 4-d weights are stored channels-last, so every convolution of the network runs in that layout;
+- dropout and drop-path (stochastic depth) layers, identities in eval mode, become ``nn.Identity``.
 
 The result computes the same outputs up to float rounding (tested to 1e-5) and is for inference only: it
 has no BatchNorm to train and its state dict no longer matches the exported ``model.safetensors``.
@@ -20,6 +21,7 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from timm.layers import DropPath
 from torch import Tensor, nn
 
 from supernet.blocks import TransformerBlock
@@ -109,13 +111,15 @@ def optimize_for_inference(model: nn.Module) -> nn.Module:
             module.conv, module.bn = fold_batch_norm(module.conv, module.bn), nn.Identity()
         elif isinstance(module, SqueezeExcite):
             module.reduce, module.expand = PooledPointwise(module.reduce), PooledPointwise(module.expand)
-        elif isinstance(module, MBPoolHead):
+        elif isinstance(module, MBPoolHead) and isinstance(module.mix, nn.Conv2d):  # not a pruned head
             module.mix = PooledPointwise(module.mix)
         elif isinstance(module, TransformerBlock) and isinstance(module.scale_attn, LayerScale):
             _fold_branch_scales(module)
         for name, child in list(module.named_children()):
             if isinstance(child, RelativePositionBias):
                 setattr(module, name, ConstantBias(child))
+            elif isinstance(child, (DropPath, nn.Dropout)):
+                setattr(module, name, nn.Identity())
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model.to(memory_format=torch.channels_last)

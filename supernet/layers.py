@@ -163,7 +163,7 @@ class Mlp(nn.Module):
 class MBPoolHead(nn.Module):
     """1x1 expand conv-BN-act - global pool - 1x1 conv (no BN, no bias) - act - dropout - linear.
 
-    (B, C, H, W) -> (B, num_classes).
+    (B, C, H, W) -> (B, num_classes); (B, width) pooled features when ``classifier`` is ``nn.Identity``.
     """
 
     def __init__(self, expand: nn.Module, mix: nn.Module, act: nn.Module, dropout: float, classifier: nn.Module):

@@ -1,36 +1,210 @@
-"""Registers NASViT subnets with timm: ``timm.create_model("nasvit_subnet", subnet="<subnet string>")``.
+"""Registers NASViT subnets with timm as ``nasvit_subnet`` (importing ``supernet`` or ``nasvit`` does it).
 
-timm's own ``checkpoint_path=`` argument loads exported weights (``model.safetensors``) into the model.
+    timm.create_model("nasvit_subnet", subnet="<subnet string>", num_classes=10)      # random init
+    timm.create_model("nasvit_subnet", export_dir="runs/demo-export", pretrained=True)  # an exported model
+    timm.create_model("nasvit_subnet", export_dir=DIR, pretrained=True, num_classes=5)  # new classifier
+
+The model is built by timm's ``build_model_with_cfg``, so timm's own arguments behave as for timm's models:
+``num_classes`` (0: pooled features), ``in_chans`` (pretrained stems adapted by timm), ``drop_rate``,
+``drop_path_rate``, ``pretrained_cfg`` / ``pretrained_cfg_overlay``, ``features_only`` with ``out_indices`` /
+``feature_cls`` / ``feature_cfg``, ``checkpoint_path``, ``cache_dir``, ``device`` and ``dtype``.
+
+The pretrained_cfg of a model from ``export_dir`` is the export's preprocessing (``subnet.json``'s
+``pretrained_cfg``; for older exports, its ``bn_recalibration.image_size`` with ImageNet mean and std, bicubic,
+crop_pct 0.875), so ``timm.data.resolve_data_config({}, model=m)`` and ``create_transform`` preprocess as the
+export was evaluated; its ``file`` is the export's ``model.safetensors``. A ``pretrained_cfg`` dict passed in
+replaces single entries of that one; ``pretrained_cfg_overlay`` is then applied by timm.
+
+``features_only=True`` wraps the model in timm's ``getter`` extractor, which calls ``forward_intermediates``
+(and so keeps the input resize); its default ``out_indices`` are all maps: the stem, then every stage.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+from pathlib import Path
 from typing import Any
 
-from timm.models import register_model
+from timm.data import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import FeatureDictNet, PretrainedCfg, build_model_with_cfg, register_model
+from torch import nn
 
-from search_space import SubnetConfig
+from search_space import SubnetConfig, parse_space
 from supernet.static_model import NASViT
 
-_FACTORY_KEYS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+SUBNET_FILE, WEIGHTS_FILE = "subnet.json", "model.safetensors"  # the files of an export directory
+MODEL_NAME = "nasvit_subnet"
+# Where timm finds the stem conv (to adapt it to in_chans) and the classifier (dropped for another num_classes).
+MODEL_PRETRAINED_CFG = {"first_conv": "stem.conv", "classifier": "head.classifier"}
+
+_MODEL_KWARGS = ("num_classes", "in_chans", "drop_rate", "drop_path_rate")
+_FEATURE_KWARGS = ("features_only", "out_indices", "feature_cls")
+_WEIGHT_SOURCES = ("state_dict", "file", "url", "hf_hub_id")
+_PRETRAINED_CFG_FIELDS = frozenset(field.name for field in dataclasses.fields(PretrainedCfg))
 
 
 @register_model
 def nasvit_subnet(
-    pretrained: bool = False, subnet: str | None = None, num_classes: int | None = None, **kwargs: Any
-) -> NASViT:
-    """A static NASViT network for ``subnet`` (a ``SubnetConfig`` string), randomly initialised.
+    pretrained: bool = False, subnet: str | None = None, export_dir: str | os.PathLike | None = None, **kwargs: Any
+) -> nn.Module:
+    """A static NASViT network: of ``subnet`` (a ``SubnetConfig`` string) or of the export in ``export_dir``.
+
+    Args:
+        pretrained: load the weights of ``pretrained_cfg["file"]``: the export's ``model.safetensors``, or a file
+            given by ``pretrained_cfg_overlay=dict(file=...)``.
+        subnet: the subnet string, for a model without an export.
+        export_dir: a directory written by ``nasvit export`` (``subnet.json``, ``model.safetensors``).
+        **kwargs: timm's arguments, listed in the module docstring.
+
+    Returns:
+        A :class:`~supernet.NASViT`, or with ``features_only`` timm's feature extractor around one.
 
     Raises:
-        ValueError: no subnet given, ``pretrained=True`` (there are no hub weights: use ``checkpoint_path``),
-            or arguments this model does not take.
+        ValueError: neither or both of ``subnet`` and ``export_dir``, an ``export_dir`` that is not an export,
+            ``pretrained=True`` without a weights file, or an argument this model does not take.
     """
-    for key in _FACTORY_KEYS:
-        kwargs.pop(key, None)
-    if pretrained:
-        raise ValueError("nasvit_subnet has no hub weights; pass checkpoint_path=<exported model.safetensors>")
+    pretrained_cfg = _as_dict(kwargs.pop("pretrained_cfg", None))
+    overlay = kwargs.pop("pretrained_cfg_overlay", None)
+    cache_dir = kwargs.pop("cache_dir", None)
+    feature_cfg = kwargs.pop("feature_cfg", None)
+    placement = {key: kwargs.pop(key) for key in ("device", "dtype") if key in kwargs}
+    _check_kwargs(kwargs, feature_cfg)
+    cfg, source_cfg = _source(subnet, export_dir)
+    pretrained_cfg = {**source_cfg, **pretrained_cfg}
+    _check_weights({**pretrained_cfg, **(overlay or {})}, pretrained)
+    model = build_model_with_cfg(
+        NASViT,
+        MODEL_NAME,
+        pretrained,
+        pretrained_cfg=pretrained_cfg,
+        pretrained_cfg_overlay=overlay,
+        model_cfg=cfg,
+        feature_cfg={"feature_cls": "getter", "out_indices": tuple(range(len(cfg.stages) + 1)), **(feature_cfg or {})},
+        cache_dir=cache_dir,
+        **kwargs,
+    )
+    return model.to(**placement) if placement else model
+
+
+def subnet_pretrained_cfg(cfg: SubnetConfig, image_size: int | None = None, num_classes: int | None = None) -> dict:
+    """timm's pretrained_cfg for ``cfg`` without recorded preprocessing: ImageNet mean and std, bicubic resize,
+    centre crop of ``image_size`` (default: the subnet's resolution) at crop_pct 0.875, ``num_classes``
+    (default: the space's), and where the stem conv and the classifier are."""
+    size = cfg.resolution if image_size is None else image_size
+    return {
+        "input_size": (cfg.space.in_channels, size, size),
+        "interpolation": "bicubic",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "crop_pct": DEFAULT_CROP_PCT,
+        "crop_mode": "center",
+        "num_classes": cfg.space.num_classes if num_classes is None else num_classes,
+        **MODEL_PRETRAINED_CFG,
+    }
+
+
+def read_export(directory: str | os.PathLike) -> tuple[SubnetConfig, dict[str, Any]]:
+    """The subnet of the export in ``directory`` and its timm pretrained_cfg (``file``: its weights).
+
+    Raises:
+        ValueError: ``directory`` holds no readable ``subnet.json`` with a valid ``subnet``, or its
+            ``pretrained_cfg`` has entries timm does not know.
+    """
+    directory = Path(directory)
+    description = _read_description(directory)
+    path = directory / SUBNET_FILE
+    space = parse_space(description["space"], source=f"{path} (space)") if "space" in description else None
+    cfg = SubnetConfig.from_string(description["subnet"], space)
+    recorded = description.get("pretrained_cfg", {})
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{path}: 'pretrained_cfg' is not a JSON object; export the model again")
+    unknown = sorted(set(recorded) - _PRETRAINED_CFG_FIELDS)
+    if unknown:
+        raise ValueError(f"{path}: 'pretrained_cfg' has entries timm does not know ({unknown}); export the model again")
+    image_size = description.get("bn_recalibration", {}).get("image_size")
+    derived = subnet_pretrained_cfg(cfg, image_size, description.get("num_classes"))
+    recorded = {key: tuple(value) if isinstance(value, list) else value for key, value in recorded.items()}
+    return cfg, {**derived, **recorded, "file": str(directory / WEIGHTS_FILE)}
+
+
+def _read_description(directory: Path) -> dict[str, Any]:
+    path = directory / SUBNET_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"export_dir={str(directory)!r} is not an exported model: it has no {SUBNET_FILE} "
+            "(make one with nasvit export, or pass subnet='<subnet string>')"
+        )
+    try:
+        description = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); export the model again") from None
+    if not isinstance(description, dict) or not isinstance(description.get("subnet"), str):
+        raise ValueError(f"{path} has no 'subnet' string, so it is not an export description; export the model again")
+    return description
+
+
+def _source(subnet: str | None, export_dir: str | os.PathLike | None) -> tuple[SubnetConfig, dict[str, Any]]:
+    if subnet is not None and export_dir is not None:
+        raise ValueError(
+            f"nasvit_subnet got both subnet={subnet!r} and export_dir={str(export_dir)!r}; pass one "
+            "(an export's subnet.json holds its subnet)"
+        )
+    if export_dir is not None:
+        return read_export(export_dir)
     if subnet is None:
-        raise ValueError("nasvit_subnet needs subnet='<subnet string>' (see subnet.json of an exported model)")
-    if kwargs:
-        raise ValueError(f"nasvit_subnet does not take {sorted(kwargs)}; it takes subnet and num_classes")
-    return NASViT(SubnetConfig.from_string(subnet), num_classes)
+        raise ValueError(
+            "nasvit_subnet needs subnet='<subnet string>' (random init) or export_dir=<directory of nasvit export>"
+        )
+    cfg = SubnetConfig.from_string(subnet)
+    return cfg, subnet_pretrained_cfg(cfg)
+
+
+def _as_dict(pretrained_cfg: dict | PretrainedCfg | str | None) -> dict[str, Any]:
+    if pretrained_cfg is None:
+        return {}
+    if isinstance(pretrained_cfg, PretrainedCfg):
+        return pretrained_cfg.to_dict()
+    if isinstance(pretrained_cfg, dict):
+        return dict(pretrained_cfg)
+    raise ValueError(
+        f"nasvit_subnet has no pretrained tags (got pretrained_cfg={pretrained_cfg!r}); pass export_dir=<export "
+        "directory>, or a pretrained_cfg dict"
+    )
+
+
+def _check_kwargs(kwargs: dict[str, Any], feature_cfg: dict | None) -> None:
+    unknown = sorted(set(kwargs) - set(_MODEL_KWARGS) - set(_FEATURE_KWARGS))
+    if unknown:
+        raise ValueError(
+            f"nasvit_subnet does not take {unknown}; it takes subnet or export_dir, pretrained, "
+            f"{', '.join(_MODEL_KWARGS + _FEATURE_KWARGS)}, feature_cfg, pretrained_cfg, pretrained_cfg_overlay, "
+            "device and dtype"
+        )
+    feature_keys = sorted({"out_indices", "feature_cls"} & set(kwargs))
+    if feature_keys and not kwargs.get("features_only"):
+        raise ValueError(f"{feature_keys} select feature maps; pass features_only=True with them")
+    feature_cls = kwargs.get("feature_cls", (feature_cfg or {}).get("feature_cls"))
+    if feature_cls in ("list", "dict") or (isinstance(feature_cls, type) and issubclass(feature_cls, FeatureDictNet)):
+        raise ValueError(
+            f"feature_cls={feature_cls!r} rebuilds the model from its children and would skip its input resize; "
+            "pass feature_cls='getter' (the default) or 'hook'"
+        )
+
+
+def _check_weights(resolved: dict[str, Any], pretrained: bool) -> None:
+    """Refuse ``pretrained=True`` without weights to load, before timm builds the model."""
+    if not pretrained:
+        return
+    if not any(resolved.get(key) for key in _WEIGHT_SOURCES):
+        raise ValueError(
+            "nasvit_subnet has no hub weights: pretrained=True needs export_dir=<directory of nasvit export>, "
+            "or pretrained_cfg_overlay=dict(file=<model.safetensors>)"
+        )
+    file = resolved.get("file")
+    if file and not resolved.get("state_dict") and not Path(file).is_file():
+        raise ValueError(
+            f"pretrained=True, but the weights file {file} does not exist; export the model again (nasvit export) "
+            "or pass pretrained_cfg_overlay=dict(file=<model.safetensors>)"
+        )
