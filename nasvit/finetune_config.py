@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from nasvit.data import DataConfig
-from nasvit.errors import NasvitError
-from nasvit.train_config import EmaConfig, EvalConfig, OptimConfig
+from nasvit.train_config import EmaConfig, EvalConfig, OptimConfig, RunSettings, raise_problems, training_problems
 
 
 @dataclass(frozen=True)
@@ -38,20 +36,13 @@ class ExportSettings:
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    """Everything ``nasvit finetune`` needs; written resolved into the run directory and every checkpoint.
+class FinetuneConfig(RunSettings):
+    """Everything ``nasvit finetune`` needs (the run settings of ``RunSettings`` too); written resolved into the
+    run directory and every checkpoint.
 
     Attributes:
         model: the export directory to start from (``nasvit export --out``).
         pretrained: start from its weights (False: the same subnet from random initialisation, for comparison).
-        seed: seeds data order, augmentation and the new classifier's initialisation.
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        precision: ``fp32``, ``bf16`` (autocast, CPU or GPU) or ``fp16`` (autocast with a grad scaler, GPU).
-        channels_last: use the channels-last memory format.
-        max_steps: stop after this many optimiser steps (None: run the schedule); the schedule is unchanged.
-        max_nan_skips: stop with an error after this many consecutive steps with a non-finite loss.
-        log_every: steps between scalar logs.
-        checkpoint_every_steps: also checkpoint every this many steps (None: at epoch ends only).
         layer_decay: layer-wise lr decay (timm ``layer_decay``: the head keeps the lr, each earlier group is
             scaled by this factor); None disables it.
         drop_rate: dropout before the classifier.
@@ -65,14 +56,6 @@ class FinetuneConfig:
 
     model: str = ""
     pretrained: bool = True
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    channels_last: bool = False
-    max_steps: int | None = None
-    max_nan_skips: int = 5
-    log_every: int = 10
-    checkpoint_every_steps: int | None = None
     layer_decay: float | None = None
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0
@@ -86,15 +69,9 @@ class FinetuneConfig:
     export: ExportSettings = field(default_factory=ExportSettings)
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = training_problems(self)
         if not self.model:
             problems.append("model: give the export directory to fine-tune (--model DIR or model=DIR)")
-        if self.optim.accumulation < 1 or self.optim.epochs < 1:
-            problems.append("optim: epochs and accumulation must be at least 1")
-        if self.optim.lr <= 0:
-            problems.append(f"optim.lr: {self.optim.lr} must be > 0")
-        if self.max_nan_skips < 1 or self.log_every < 1 or self.eval.every_epochs < 1:
-            problems.append("max_nan_skips, log_every and eval.every_epochs must be at least 1")
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             problems.append(f"layer_decay: {self.layer_decay} must be in (0, 1], or null to disable it")
         if not 0 <= self.drop_rate < 1 or not 0 <= self.drop_path_rate < 1:
@@ -103,9 +80,4 @@ class FinetuneConfig:
             )
         if not 0 <= self.distill.weight <= 1:
             problems.append(f"distill.weight: {self.distill.weight} must be in [0, 1]")
-        if not 0 <= self.ema.decay < 1:
-            problems.append(f"ema.decay: {self.ema.decay} must be in [0, 1)")
-        if problems:
-            error = NasvitError("; ".join(problems))
-            error.problems = problems
-            raise error
+        raise_problems(problems)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from nasvit.data import DataConfig
 from nasvit.errors import NasvitError
@@ -111,11 +111,10 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything ``nasvit train`` needs; written resolved into the run directory and every checkpoint.
+class RunSettings:
+    """How any training run (``nasvit train``, ``nasvit finetune``) runs, whatever it trains.
 
     Attributes:
-        space: search space name or YAML path.
         seed: seeds data order, augmentation, subnet sampling and initialisation.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         precision: ``fp32``, ``bf16`` (autocast, CPU or GPU) or ``fp16`` (autocast with a grad scaler, GPU).
@@ -126,7 +125,6 @@ class TrainConfig:
         checkpoint_every_steps: also checkpoint every this many steps (None: at epoch ends only).
     """
 
-    space: str = "tiny"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -135,6 +133,19 @@ class TrainConfig:
     max_nan_skips: int = 5
     log_every: int = 10
     checkpoint_every_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig(RunSettings):
+    """Everything ``nasvit train`` needs; written resolved into the run directory and every checkpoint.
+
+    Attributes:
+        space: search space name or YAML path.
+        data, optim, sandwich, projection, ema, teacher, eval: the sections above; the run settings of
+            :class:`RunSettings` come first.
+    """
+
+    space: str = "tiny"
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sandwich: SandwichConfig = field(default_factory=SandwichConfig)
@@ -144,28 +155,40 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = training_problems(self)
         if (self.teacher.model is None) != (self.teacher.checkpoint is None):
             problems.append("teacher: give both teacher.model and teacher.checkpoint, or neither")
-        if self.optim.accumulation < 1 or self.optim.epochs < 1:
-            problems.append("optim: epochs and accumulation must be at least 1")
-        if self.sandwich.num_random < 0:
-            problems.append(f"sandwich.num_random: {self.sandwich.num_random} must be >= 0")
-        if self.max_nan_skips < 1:
-            problems.append(f"max_nan_skips: {self.max_nan_skips} must be >= 1")
-        if self.log_every < 1 or self.eval.every_epochs < 1:
-            problems.append("log_every and eval.every_epochs must be at least 1")
         sandwich = self.sandwich
+        if sandwich.num_random < 0:
+            problems.append(f"sandwich.num_random: {sandwich.num_random} must be >= 0")
         if not -1.0 <= sandwich.alpha_min <= sandwich.alpha_max <= 1.0 or sandwich.alpha_clamp <= 0:
             problems.append(
                 f"sandwich: need -1 <= alpha_min <= alpha_max <= 1 and alpha_clamp > 0, got "
                 f"{sandwich.alpha_min}, {sandwich.alpha_max}, {sandwich.alpha_clamp}"
             )
-        if self.optim.lr <= 0 or not all(0 <= beta < 1 for beta in self.optim.betas):
-            problems.append(f"optim: lr must be > 0 and betas in [0, 1), got {self.optim.lr}, {list(self.optim.betas)}")
-        if not 0 <= self.ema.decay < 1:
-            problems.append(f"ema.decay: {self.ema.decay} must be in [0, 1)")
-        if problems:
-            error = NasvitError("; ".join(problems))
-            error.problems = problems
-            raise error
+        raise_problems(problems)
+
+
+def training_problems(config: TrainConfig | Any) -> list[str]:
+    """The problems of the settings every training config has (run settings, optim, ema, eval)."""
+    problems = []
+    optim = config.optim
+    if optim.accumulation < 1 or optim.epochs < 1:
+        problems.append("optim: epochs and accumulation must be at least 1")
+    if optim.lr <= 0 or not all(0 <= beta < 1 for beta in optim.betas):
+        problems.append(f"optim: lr must be > 0 and betas in [0, 1), got {optim.lr}, {list(optim.betas)}")
+    if config.max_nan_skips < 1:
+        problems.append(f"max_nan_skips: {config.max_nan_skips} must be >= 1")
+    if config.log_every < 1 or config.eval.every_epochs < 1:
+        problems.append("log_every and eval.every_epochs must be at least 1")
+    if not 0 <= config.ema.decay < 1:
+        problems.append(f"ema.decay: {config.ema.decay} must be in [0, 1)")
+    return problems
+
+
+def raise_problems(problems: list[str]) -> None:
+    """Raise one NasvitError listing ``problems`` (the config loader reports each), if there are any."""
+    if problems:
+        error = NasvitError("; ".join(problems))
+        error.problems = problems
+        raise error
