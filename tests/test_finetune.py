@@ -91,3 +91,28 @@ def test_finetune_cli_and_its_refusals(parent, folder, tmp_path, capsys):
     distill = [*argv[:-1], str(tmp_path / "distill"), *sets, "--set", f"distill.teacher={supernet}"]
     assert main(distill) == 2
     assert "predicts 10 classes but the data has 5" in capsys.readouterr().err
+
+
+def _distributed_worker(rank: int, port: int, parent: str, folder: str, out: str) -> None:
+    import os
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    torch.set_num_threads(1)
+    recipe = FinetuneRecipe(finetune_config(Path(parent), Path(folder), "max_steps=3", "data.batch_size=8"), Path(out))
+    recipe.run()
+    torch.save(recipe.net.state_dict(), Path(out).parent / f"rank{rank}.pt")
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_finetune_alike(parent, folder, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    mp.spawn(_distributed_worker, args=(port, str(parent), str(folder), str(tmp_path / "run")), nprocs=2, join=True)
+    first, second = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1))
+    assert all(torch.equal(tensor, second[name]) for name, tensor in first.items())
+    assert (tmp_path / "run" / "export" / "subnet.json").is_file()
