@@ -226,7 +226,8 @@ def load_model(directory: str | Path, inference: bool = False) -> torch.nn.Modul
 def export_data_config(
     directory: str | Path, dataset: str | None = None, root: str | None = None, image_size: int | None = None
 ) -> DataConfig:
-    """The data an export was calibrated or trained on (its ``subnet.json``), or ``dataset`` when given.
+    """The data an export was calibrated or trained on (its ``subnet.json``); ``dataset`` (with ``root``) and
+    ``image_size`` replace those entries and keep the recorded preprocessing (mean, std, interpolation).
 
     Exports written before ``data`` was recorded give their recalibration dataset and load size.
 
@@ -234,19 +235,17 @@ def export_data_config(
         NasvitError: the recorded settings are not usable here.
     """
     description = read_description(directory)
-    if dataset is not None:
-        size = image_size or description.get("data", {}).get("image_size") or description["resolution"]
-        return DataConfig(dataset=dataset, root=root, image_size=size)
-    if "data" in description:
+    if "data" in description:  # the recorded preprocessing (mean, std, interpolation) stays what it was
         problems: list[str] = []
-        recorded = {**description["data"], **({"image_size": image_size} if image_size else {})}
+        replaced = {"dataset": dataset, "root": root} if dataset is not None else {}
+        recorded = {**description["data"], **replaced, **({"image_size": image_size} if image_size else {})}
         data = build(DataConfig, recorded, "data.", problems)
         if problems:
             raise NasvitError(f"{Path(directory) / SUBNET_FILE}: its data settings are not usable here ({problems})")
         return data
     recalibration = description.get("bn_recalibration", {})
     size = image_size or recalibration.get("image_size", description["resolution"])
-    return DataConfig(dataset=recalibration.get("dataset", "digits"), image_size=size)
+    return DataConfig(dataset=dataset or recalibration.get("dataset", "digits"), root=root, image_size=size)
 
 
 def read_description(directory: str | Path) -> dict[str, Any]:

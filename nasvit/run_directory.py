@@ -69,6 +69,7 @@ def publish(
         RunDirectoryError: see :func:`check` (an existing run is replaced only with ``overwrite``).
     """
     directory = Path(directory)
+    directory = directory.resolve() if directory.is_symlink() else directory  # swap the folder the link names
     check(directory, kind, inputs, resume=False, overwrite=overwrite)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = _sibling(directory, ".partial")
@@ -76,15 +77,24 @@ def publish(
         write(staging)
         write_manifest(staging, kind, inputs)
         if directory.exists():
-            retired = _sibling(directory, ".old")
-            os.replace(directory, retired)
-            os.replace(staging, directory)
-            shutil.rmtree(retired)
+            _swap(staging, directory)
         else:
             os.replace(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
+
+
+def _swap(new: Path, directory: Path) -> None:
+    """Put ``new`` in place of the existing ``directory``; on failure the old one is put back."""
+    retired = _sibling(directory, ".old")
+    os.replace(directory, retired)
+    try:
+        os.replace(new, directory)
+    except BaseException:
+        os.replace(retired, directory)
+        raise
+    shutil.rmtree(retired)
 
 
 def check(directory: Path, kind: str, inputs: dict[str, Any], resume: bool, overwrite: bool) -> bool:
@@ -96,11 +106,13 @@ def check(directory: Path, kind: str, inputs: dict[str, Any], resume: bool, over
     """
     if directory.exists() and not directory.is_dir():
         raise RunDirectoryError(f"{directory} is a file, not a directory; pass another --out")
-    if not directory.is_dir() or not any(directory.iterdir()):
-        return False
+    if not directory.is_dir() or {entry.name for entry in directory.iterdir()} <= {MANIFEST}:
+        return False  # empty, or claimed by a run that stopped before writing anything
     manifest = read_manifest(directory)
+    if manifest is not None and manifest["kind"] == kind and not _has_progress(directory, kind):
+        return False  # a run of this kind that failed before saving anything: start it again
     found = manifest["kind"] if manifest is not None else _legacy_kind(directory)
-    if found is None:
+    if found is None or (overwrite and manifest is None):  # only a directory with run.json is ever cleared
         raise RunDirectoryError(
             f"{directory} is not empty and holds no nasvit run ({MANIFEST}); pass an empty or new --out"
         )
@@ -171,16 +183,24 @@ def input_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[st
     return [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in keys if saved.get(key) != current.get(key)]
 
 
-_LEGACY_MARKERS = {
-    "train": ("checkpoints", "config.yaml"),
-    "search": ("search.json", "candidates.jsonl"),
-    "export": ("subnet.json",),
+_LEGACY_MARKERS = {  # a run written before run.json: resumable, never cleared
+    "train": "checkpoints/step*.pt",
+    "search": "search.json",
+    "export": "subnet.json",
 }
+
+
+_PROGRESS = {"train": "checkpoints", "finetune": "checkpoints", "search": "candidates.jsonl"}
+
+
+def _has_progress(directory: Path, kind: str) -> bool:
+    """Whether a run of ``kind`` saved results there (checkpoints, evaluated candidates; an export is whole)."""
+    return (directory / _PROGRESS.get(kind, MANIFEST)).exists()
 
 
 def _legacy_kind(directory: Path) -> str | None:
     """The kind of a run written before ``run.json`` existed, known by its own files; None if none is there."""
-    return next((kind for kind, names in _LEGACY_MARKERS.items() if any((directory / n).exists() for n in names)), None)
+    return next((kind for kind, pattern in _LEGACY_MARKERS.items() if any(directory.glob(pattern))), None)
 
 
 def _sibling(directory: Path, suffix: str) -> Path:

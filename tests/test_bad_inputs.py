@@ -202,6 +202,12 @@ CASES = [
         "holds no nasvit run",
         lambda w: [w.root / "cases" / "foreign" / "notes.txt"],
     ),
+    Case(
+        "train-overwrite-folder-with-a-config",
+        lambda w: train_argv(a_file(w, "mine/config.yaml", b"mine: 1").parent, "--overwrite"),
+        "holds no nasvit run",
+        lambda w: [w.root / "cases" / "mine" / "config.yaml"],
+    ),
     Case("train-unknown-key", lambda w: train_argv(w.scratch("t1"), "--set", "optim.lrr=1"), "did you mean"),
     Case("train-missing-config", lambda w: ["train", "--config", "nope.yaml"], "shipped configs are"),
     Case(
@@ -475,3 +481,18 @@ def test_closed_pipe_ends_quietly() -> None:
     process.stdout.close()  # before the command writes (it imports for seconds first), so its write fails
     err = process.stderr.read().decode()
     assert process.wait() == 0 and err == "", err
+
+
+def test_a_run_that_failed_in_setup_can_be_started_again(world: World, capsys) -> None:
+    out = world.scratch("failed_setup")
+    assert run_cli(train_argv(out, "--set", "data.dataset=./no/such")) == 2
+    assert run_cli([*train_argv(out), "--set", "max_steps=1"]) == 0, capsys.readouterr().err
+
+
+def test_eval_on_other_data_keeps_the_recorded_preprocessing(world: World) -> None:
+    from nasvit.export import export_data_config, read_description
+
+    recorded = read_description(world.export_dir)["data"]
+    other = export_data_config(world.export_dir, dataset=str(image_folder(world.scratch("other_data"), 2)))
+    assert other.dataset.endswith("other_data") and list(other.mean) == recorded["mean"]
+    assert other.interpolation == recorded["interpolation"] and other.image_size == recorded["image_size"]

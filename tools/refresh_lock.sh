@@ -22,7 +22,7 @@ trap 'rm -rf "$venv"' EXIT
 python3 -m venv "$venv"
 constraints=()
 [ "$mode" = floor ] && constraints=(-c tools/floor-constraints.txt)
-"$venv/bin/pip" install --progress-bar off "${constraints[@]}" -e '.[dev,onnx]'
+"$venv/bin/pip" install --progress-bar off ${constraints[@]+"${constraints[@]}"} -e '.[dev,onnx]'
 "$venv/bin/pip" check
 "$venv/bin/pip" freeze --all --exclude-editable | grep -v "^pip==" | sort > "$venv/resolved.txt"
 

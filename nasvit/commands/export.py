@@ -20,7 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx (verified with onnxruntime)")
     parser.add_argument("--torchscript", action="store_true", help="also write model.ts (TorchScript)")
     parser.add_argument(
-        "--onnx-dynamic-size", action="store_true", help="model.onnx takes any image size (resized to the subnet's)"
+        "--onnx-dynamic-size",
+        action="store_true",
+        help="write model.onnx taking any image size (resized to the subnet's); implies --onnx",
     )
     parser.add_argument("--data", help="dataset for BN recalibration (default: the checkpoint's training data)")
     parser.add_argument("--root", help="data root for --data")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
         args.bn_batches,
         args.batch_size,
         use_ema=not args.no_ema,
-        onnx=args.onnx,
+        onnx=args.onnx or args.onnx_dynamic_size,
         torchscript=args.torchscript,
         overwrite=args.overwrite,
         onnx_dynamic_size=args.onnx_dynamic_size,

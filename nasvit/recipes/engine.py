@@ -139,9 +139,13 @@ class TrainingEngine:
             config.seed,
             size_keys=("eval.bn_batches", "eval.batch_size"),
         )
+        self.val_loader = self._validation_loader()
+
+    def _validation_loader(self):
+        """This process's shard of the validation set, unshuffled."""
         val = self.data.val
         shard = Subset(val, list(range(self.ctx.rank, len(val), self.ctx.world_size)))
-        self.val_loader = make_loader(shard, config.eval.batch_size, workers=config.data.workers)
+        return make_loader(shard, self.config.eval.batch_size, workers=self.config.data.workers)
 
     def _setup_optimizer(self) -> None:
         optim = self.config.optim

@@ -20,10 +20,9 @@ from typing import Any
 import timm
 import torch
 from torch import nn
-from torch.utils.data import Subset
 
 from nasvit import checkpoint, distributed, run_directory
-from nasvit.data import fixed_batches, make_loader
+from nasvit.data import fixed_batches
 from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy
 from nasvit.export import ExportReport, load_model, read_description, write_export
@@ -58,9 +57,7 @@ class FinetuneRecipe(TrainingEngine):
         config = self.config
         options = {"num_classes": self.data.num_classes, "drop_rate": config.drop_rate}
         options["drop_path_rate"] = config.drop_path_rate
-        if config.pretrained:
-            return timm.create_model("nasvit_subnet", export_dir=str(self.parent), pretrained=True, **options)
-        return timm.create_model("nasvit_subnet", subnet=self.parent_description["subnet"], **options)
+        return timm.create_model("nasvit_subnet", export_dir=str(self.parent), pretrained=config.pretrained, **options)
 
     def _optimizer_options(self) -> dict[str, Any]:
         return {} if self.config.layer_decay is None else {"layer_decay": self.config.layer_decay}
@@ -95,9 +92,7 @@ class FinetuneRecipe(TrainingEngine):
 
     def _setup_evaluation(self) -> None:
         """Only the validation shard: a static model needs no BN recalibration."""
-        val = self.data.val
-        shard = Subset(val, list(range(self.ctx.rank, len(val), self.ctx.world_size)))
-        self.val_loader = make_loader(shard, self.config.eval.batch_size, workers=self.config.data.workers)
+        self.val_loader = self._validation_loader()
 
     def _teacher_targets(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         weight = self.config.distill.weight
@@ -116,6 +111,7 @@ class FinetuneRecipe(TrainingEngine):
             parameters = [p for p in self.net.parameters() if p.grad is not None]
             for parameter, grad in zip(parameters, distributed.all_reduce_mean([p.grad for p in parameters])):
                 parameter.grad = grad
+            total = distributed.all_reduce_sum(total) / self.ctx.world_size  # a NaN on any rank skips on all
         value = float(total)
         return StepResult(losses={"loss": value}, conflicts=None, finite=math.isfinite(value))
 
@@ -171,6 +167,8 @@ class FinetuneRecipe(TrainingEngine):
         """Evaluate the final weights (unless the last step just did) and export them."""
         if self.evaluated_step != self.step:
             summary = {**summary, **self.evaluate(math.ceil(self.step / self.steps_per_epoch))}
+        if self.last_checkpoint != checkpoint.checkpoint_path(self.run_dir, self.step):
+            self.save_checkpoint(self.step // self.steps_per_epoch)  # the export names the weights it holds
         report = self.export(summary)
         return {**summary, "export": str(report.out_dir) if report else None}
 
