@@ -55,7 +55,7 @@ def plot_pareto(
         else:
             others.append(budget.label)
     axes.set_xlabel(f"{cost} ({unit})" if unit else cost)
-    axes.set_ylabel(objective)
+    axes.set_ylabel(f"{objective} on the search split (%)" if objective.startswith("top") else objective)
     axes.set_title(f"{objective} against {cost}" + (f" (also budgets: {', '.join(others)})" if others else ""))
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")

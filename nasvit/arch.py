@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
 
+from evolve import BudgetError, parse_budget
 from nasvit.errors import NasvitError
 from search_space import SearchSpace, SubnetConfig
 
@@ -81,8 +83,8 @@ def _select(entries: list[dict[str, Any]], selector: str | None, path: Path) -> 
             return entries[0]
         raise NasvitError(f"{path} holds {len(entries)} subnets; choose one with {path}#LABEL, LABEL one of {labels}")
     for index, entry in enumerate(entries):
-        if selector in (entry["label"], str(index)):
-            return entry
+        if selector in (entry["label"], str(index)) or _same_budget(selector, entry["label"]):
+            return entry  # a budget matches as written in the config (macs<=0.8M) or as labelled (macs<=800K)
     raise NasvitError(f"{path} has no entry {selector!r}; choose one of {labels} (or an index)")
 
 
@@ -95,3 +97,12 @@ def subnet_from_json(data: object, space: SearchSpace, source: str) -> SubnetCon
     if isinstance(data, dict):
         return SubnetConfig.from_dict(data, space)
     raise NasvitError(f"{source} holds no subnet: expected a subnet dict, a subnet string or {{'subnet': ...}}")
+
+
+def _same_budget(selector: str, label: str | None) -> bool:
+    """Whether two texts spell the same budget (``macs<=0.8M`` and ``macs<=800K``); False when either is not one."""
+    try:
+        first, second = parse_budget(selector), parse_budget(label or "")
+    except BudgetError:
+        return False
+    return first.metric == second.metric and math.isclose(first.limit, second.limit, rel_tol=1e-9)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from nasvit.errors import NasvitError
+from nasvit.run_directory import user_umask
 
 FORMAT = "nasvit-supernet-checkpoint/1"
 REQUIRED_KEYS = ("model", "space", "num_classes", "config")
@@ -46,6 +47,7 @@ def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
             torch.save(payload, file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~user_umask())  # mkstemp makes 0600; a checkpoint gets the usual mode
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

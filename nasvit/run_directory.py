@@ -76,6 +76,9 @@ def publish(
     try:
         write(staging)
         write_manifest(staging, kind, inputs)
+        for file in staging.rglob("*"):  # some writers (safetensors) make 0600 files; use the user's umask
+            if file.is_file():
+                file.chmod(0o666 & ~user_umask())
         if directory.exists():
             _swap(staging, directory)
         else:
@@ -206,10 +209,15 @@ def _legacy_kind(directory: Path) -> str | None:
 def _sibling(directory: Path, suffix: str) -> Path:
     """A new empty directory beside ``directory``, with the permissions the user's umask gives."""
     path = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=suffix, dir=directory.parent))
+    path.chmod(0o777 & ~user_umask())
+    return path
+
+
+def user_umask() -> int:
+    """The process's umask (read by setting and restoring it), for files made by ``tempfile`` (mode 0600)."""
     umask = os.umask(0)
     os.umask(umask)
-    path.chmod(0o777 & ~umask)
-    return path
+    return umask
 
 
 def _clear(directory: Path) -> None:

@@ -34,7 +34,7 @@ class SearchSpace:
     """A search space loaded from ``configs/space/*.yaml`` (see :func:`search_space.load_space`)."""
 
     name: str
-    description: str
+    description: str = field(compare=False)  # prose: two spaces that differ only here are the same space
     in_channels: int
     num_classes: int
     resolutions: tuple[int, ...]

@@ -1,4 +1,4 @@
-"""Re-estimate BatchNorm statistics for one subnet (SPEC.md section 4)."""
+"""Re-estimate BatchNorm statistics for one subnet (as NASViT and BigNAS do before evaluating a subnet)."""
 
 from __future__ import annotations
 

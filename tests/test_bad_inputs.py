@@ -496,3 +496,24 @@ def test_eval_on_other_data_keeps_the_recorded_preprocessing(world: World) -> No
     other = export_data_config(world.export_dir, dataset=str(image_folder(world.scratch("other_data"), 2)))
     assert other.dataset.endswith("other_data") and list(other.mean) == recorded["mean"]
     assert other.interpolation == recorded["interpolation"] and other.image_size == recorded["image_size"]
+
+
+def test_budget_selector_as_written_in_the_config(world: World, tmp_path: Path) -> None:
+    """``best.json#macs<=0.8M`` (the config's spelling) picks the entry labelled ``macs<=800K``."""
+    best = world.search_dir / "best.json"
+    written = export_argv(world, tmp_path / "as_written", "--bn-batches", "1", arch=f"{best}#macs<=0.8M")
+    labelled = export_argv(world, tmp_path / "as_labelled", "--bn-batches", "1", arch=f"{best}#macs<=800K")
+    assert run_cli(written) == 0 and run_cli(labelled) == 0
+    subnets = [
+        json.loads((tmp_path / name / "subnet.json").read_text())["subnet"] for name in ("as_written", "as_labelled")
+    ]
+    assert subnets[0] == subnets[1]
+
+
+def test_written_files_follow_the_umask(world: World) -> None:
+    from nasvit.run_directory import user_umask
+
+    expected = 0o666 & ~user_umask()
+    assert world.checkpoint.stat().st_mode & 0o777 == expected
+    assert (world.export_dir / "model.safetensors").stat().st_mode & 0o777 == expected
+    assert world.export_dir.stat().st_mode & 0o777 == 0o777 & ~user_umask()

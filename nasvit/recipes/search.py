@@ -114,8 +114,7 @@ class SearchRecipe:
             bar.n = done
             bar.refresh()
 
-        def on_generation(summary: GenerationSummary) -> None:
-            tqdm.write(summary.describe())
+        def on_generation(summary: GenerationSummary) -> None:  # evolve logs the generation's line itself
             for label, candidate in summary.best.items():
                 if candidate is not None:
                     writer.add_scalar(f"best_top1/{label}", candidate.metrics["top1"], summary.generation)

@@ -1,4 +1,4 @@
-"""One sandwich-rule step (SPEC.md section 3): largest subnet on the targets, the smallest and random subnets
+"""One sandwich-rule step (NASViT, Gong et al. 2022): largest subnet on the targets, the smallest and random subnets
 distilled from the largest, then the two gradients combined with gradient projection.
 
 The step fills ``parameter.grad`` and leaves clipping and the optimiser step to the caller.
