@@ -27,9 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    _configure_output(args.verbose)
     signal.signal(signal.SIGTERM, _interrupt)
     debug = args.debug or os.environ.get("NASVIT_DEBUG", "") not in ("", "0")
     try:
@@ -65,6 +63,18 @@ def describe_os_error(error: OSError) -> str:
     path = f": {error.filename}" if error.filename is not None else ""
     fix = _OS_ERROR_FIXES.get(error.errno, "check the path and try again")
     return f"{error.strerror or error}{path}; {fix}"
+
+
+def _configure_output(verbose: bool) -> None:
+    """Log INFO (DEBUG with -v) on rank 0; under torchrun the other ranks log only warnings and errors, prefixed
+    with their rank, and print nothing on stdout (rank 0 prints the results)."""
+    rank = int(os.environ.get("RANK", "0") or 0)
+    level = logging.DEBUG if verbose else logging.INFO
+    if rank == 0:
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        return
+    logging.basicConfig(level=logging.WARNING, format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
 
 
 def _interrupt(signum, frame) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,16 @@ def test_two_gloo_processes_finetune_alike(parent, folder, tmp_path):
     first, second = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1))
     assert all(torch.equal(tensor, second[name]) for name, tensor in first.items())
     assert (tmp_path / "run" / "export" / "subnet.json").is_file()
+
+
+def test_distillation_from_the_supernet_largest_subnet_or_an_export(parent, tmp_path):
+    supernet = json.loads((parent / "subnet.json").read_text())["provenance"]["checkpoint"]
+    for name, teacher in (("supernet", supernet), ("export", str(parent))):
+        overrides = ["data.dataset=digits", "max_steps=2", "eval.bn_batches=1", f"distill.teacher={teacher}"]
+        config = load_config(
+            FinetuneConfig, "configs/finetune/default.yaml", [f"model={parent}", *FINETUNE_FAST, *overrides]
+        )
+        recipe = FinetuneRecipe(config, tmp_path / name)
+        summary = recipe.run()
+        assert recipe.teacher is not None and not any(p.requires_grad for p in recipe.teacher.parameters())
+        assert summary["steps"] == 2 and math.isfinite(recipe.main_losses[-1])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -218,16 +219,20 @@ class TrainingEngine:
             done = self.step - epoch * self.steps_per_epoch
             batches = iter(self._train_loader(epoch, skip_batches=done * config.optim.accumulation))
             todo = min(self.steps_per_epoch, stop - epoch * self.steps_per_epoch) - done
+            interactive = sys.stderr.isatty()  # a progress bar on a terminal, plain periodic lines in a log file
             bar = tqdm(
                 range(todo),
                 desc=f"epoch {epoch + 1}/{config.optim.epochs}",
-                disable=not self.ctx.is_main,
+                disable=not (self.ctx.is_main and interactive),
                 leave=False,
                 dynamic_ncols=True,
             )
             for _ in bar:
                 micro = [next(batches) for _ in range(config.optim.accumulation)]
-                bar.set_postfix_str(self._optimizer_step(micro, epoch))
+                status = self._optimizer_step(micro, epoch)
+                bar.set_postfix_str(status)
+                if not interactive and self.step % config.log_every == 0:
+                    logger.info("epoch %d step %d/%d: %s", epoch + 1, self.step, self.total_steps, status)
                 periodic = config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0
                 if periodic and self.nan_skips == 0:  # never checkpoint inside a run of skipped steps
                     self.save_checkpoint(epoch)

@@ -7,6 +7,7 @@ output directory; ``resume=True`` continues an interrupted search without evalua
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -106,7 +107,7 @@ class SearchRecipe:
             self.evaluator.serve()
             return {}
         writer = SummaryWriter(str(self.out_dir / "tensorboard"))
-        bar = tqdm(desc="generation 0", unit="subnet", dynamic_ncols=True, leave=False)
+        bar = tqdm(desc="generation 0", unit="subnet", dynamic_ncols=True, leave=False, disable=not sys.stderr.isatty())
         started = time.perf_counter()
 
         def progress(done: int, total: int) -> None:

@@ -1,0 +1,20 @@
+"""What the CLI prints when its output is not a terminal (a log file, CI): plain periodic lines, each once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SETTINGS = ["data.batch_size=256", "sandwich.num_random=1", "device=cpu", "eval.bn_batches=1", "max_steps=4"]
+
+
+def test_training_into_a_log_file_prints_plain_lines(tmp_path: Path) -> None:
+    sets = [x for setting in [*SETTINGS, "log_every=2"] for x in ("--set", setting)]
+    argv = ["train", "--config", "configs/train/demo.yaml", "--out", str(tmp_path / "run"), *sets]
+    program = "import sys; from nasvit.cli import main; sys.exit(main())"
+    result = subprocess.run([sys.executable, "-c", program, *argv], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr  # no progress bar redraws in a file
+    lines = [line for line in result.stderr.splitlines() if "step 2/" in line or "step 4/" in line]
+    assert len(lines) == 2 and lines[0].startswith("INFO") and "lr" in lines[0], result.stderr
