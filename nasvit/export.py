@@ -28,9 +28,10 @@ from nasvit.errors import NasvitError
 from nasvit.onnx_export import export_onnx
 from search_space import SubnetConfig, parse_space, space_to_dict
 from supernet import NASViT, optimize_for_inference, recalibrate_bn
+from supernet.timm_models import SUBNET_FILE, WEIGHTS_FILE
 
 TOLERANCE = 1e-4
-WEIGHTS_FILE, SUBNET_FILE, ONNX_FILE, TORCHSCRIPT_FILE = "model.safetensors", "subnet.json", "model.onnx", "model.ts"
+ONNX_FILE, TORCHSCRIPT_FILE = "model.onnx", "model.ts"  # beside SUBNET_FILE and WEIGHTS_FILE (timm reads those)
 
 
 @dataclass

@@ -132,15 +132,19 @@ class TrainingEngine:
 
     def _setup_evaluation(self) -> None:
         """BN-recalibration batches (held in memory) and this process's shard of the validation set."""
+        self.calibration = self._calibration_batches()
+        self.val_loader = self._validation_loader()
+
+    def _calibration_batches(self) -> list:
+        """``eval.bn_batches`` fixed, un-augmented training batches of ``eval.batch_size`` (held in memory)."""
         config = self.config
-        self.calibration = fixed_batches(
+        return fixed_batches(
             self.data.train_eval,
             config.eval.bn_batches,
             config.eval.batch_size,
             config.seed,
             size_keys=("eval.bn_batches", "eval.batch_size"),
         )
-        self.val_loader = self._validation_loader()
 
     def _validation_loader(self):
         """This process's shard of the validation set, unshuffled."""

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from nasvit import checkpoint, distributed, run_directory
-from nasvit.data import fixed_batches
 from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy
 from nasvit.export import ExportReport, load_model, read_description, write_export
@@ -82,13 +81,8 @@ class FinetuneRecipe(TrainingEngine):
         net = checkpoint.supernet_from_state(state).eval()
         largest = net.space.max_subnet()
         net.set_active_subnet(largest)
-        recalibrate_bn(net, self._calibration_batches(self.config.eval.bn_batches, self.config.eval.batch_size))
+        recalibrate_bn(net, self._calibration_batches())
         return net.export(largest)
-
-    def _calibration_batches(self, count: int, batch_size: int) -> list:
-        return fixed_batches(
-            self.data.train_eval, count, batch_size, self.config.seed, size_keys=("eval.bn_batches", "eval.batch_size")
-        )
 
     def _setup_evaluation(self) -> None:
         """Only the validation shard: a static model needs no BN recalibration."""
