@@ -3,11 +3,14 @@
 Packages: ``search_space`` (spaces, subnet configs, cost model; no torch), ``supernet`` (the elastic
 network and its static twins), ``evolve`` (evolutionary searchers) and this one (recipes and CLI).
 
-Importing it registers ``nasvit_subnet`` with timm: ``timm.create_model("nasvit_subnet", export_dir=DIR,
-pretrained=True)`` (see :mod:`supernet.timm_models`).
+Importing it registers ``nasvit_subnet`` with timm (once timm is imported, in either order, so that importing
+nasvit stays fast): ``timm.create_model("nasvit_subnet", export_dir=DIR, pretrained=True)`` (see
+:mod:`supernet.timm_models` and :mod:`nasvit.timm_registration`).
 """
 
-from supernet import timm_models as _timm_models  # noqa: F401 (registers nasvit_subnet with timm)
+from nasvit.timm_registration import register_when_timm_is_imported
+
+register_when_timm_is_imported()
 
 __version__ = "0.1.0"
 

@@ -90,3 +90,15 @@ def test_timm_preprocessing_gives_the_top1_of_nasvit_eval(export_dir: Path, caps
         predicted = model(batch).argmax(-1)
     top1 = 100.0 * float((predicted == labels[indices]).double().mean())
     assert top1 == pytest.approx(reference["top1"], abs=1e-9)
+
+
+def test_latency_measure_reads_the_space_from_an_export(export_dir: Path, capsys) -> None:
+    fast = ["--threads", "1", "--warmup", "0", "--repeats", "3", "--json"]
+    for target in (export_dir, export_dir / "subnet.json"):
+        assert main(["latency", "measure", "--arch", str(target), *fast]) == 0
+        payload = json.loads(capsys.readouterr().out)
+        assert payload["arch"] == json.loads((export_dir / "subnet.json").read_text())["subnet"]
+        assert payload["resolution"] == 24 and payload["runs"] == 3
+        assert payload["p10_ms"] <= payload["latency_ms"] <= payload["p90_ms"]
+    assert main(["latency", "measure", "--arch", str(export_dir), "--resolution", "32", *fast]) == 2
+    assert "is an export at 24 px; drop --resolution 32" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import pytest
 import torch
 from supernet_helpers import images, randomize
 
-from nasvit.latency import LatencySettings
+from nasvit.latency import LatencySettings, LatencyStats
 from nasvit.latency import lut as lut_module
 from nasvit.latency.lut import block_input_shape, block_module, enumerate_blocks, static_block
 from search_space import load_space
@@ -103,7 +103,7 @@ def test_latency_table_feeds_blocks_channels_last_inputs_after_the_stem(monkeypa
 
     def spy(modules, shapes, settings, memory_formats):
         seen.extend(zip(modules, memory_formats, strict=True))
-        return [1.0] * len(modules)
+        return [LatencyStats(1.0, 1.0, 1.0, 1)] * len(modules)
 
     monkeypatch.setattr(lut_module, "measure_modules_interleaved", spy)
     plans = one_plan_of_each_kind(space)

@@ -15,9 +15,9 @@ import torch
 
 from nasvit.commands import latency as latency_command
 from nasvit.errors import NasvitError
-from nasvit.latency import LatencySettings
+from nasvit.latency import LatencySettings, LatencyStats
 from nasvit.latency import lut as lut_module
-from nasvit.latency.lut import LatencyTable, block_count, block_key, build_lut, enumerate_blocks
+from nasvit.latency.lut import LatencyTable, block_count, block_key, build_lut, enumerate_blocks, nonnegative_fit
 from nasvit.latency.report import average_ranks, linear_fit, mape, pearson, score, spearman
 from search_space import load_space, parse_space, plan_subnet, space_to_dict
 from search_space.plan import TransformerPlan
@@ -268,3 +268,48 @@ def test_cli_bad_input_is_a_clear_error(table_file):
         run_latency("report", "--space", "tiny", "--lut", str(table_file), "--resolution", "32")
     with pytest.raises(NasvitError, match="--repeats must be at least 1"):
         run_latency("measure", "--space", "tiny", "--repeats", "0")
+
+
+# ------------------------------------------------------------------------------- spread, calibration bounds
+def test_latency_stats_report_percentiles_and_spread():
+    stats = LatencyStats.of([s / 1e3 for s in range(1, 12)])  # 1 .. 11 ms
+    assert (stats.median_ms, stats.p10_ms, stats.p90_ms, stats.runs) == pytest.approx((6, 2, 10, 11))
+    assert stats.spread == pytest.approx(8 / 6) and "p10 2.00, p90 10.00, 11 runs" in stats.describe()
+    assert LatencyStats.of([0.005]).spread == 0
+
+
+def test_calibration_keeps_scale_and_per_block_term_non_negative():
+    sums = np.array([1.0, 2.0, 3.0, 4.0])
+    features = np.stack([sums, [4.0, 4.0, 5.0, 5.0], np.ones(4)], axis=1)
+    measured = 10 - sums + np.array([0.0, 0.1, -0.1, 0.0])  # slower as the table sum falls: unphysical
+    (unconstrained, *_), *_ = np.linalg.lstsq(features, measured, rcond=None)
+    assert unconstrained < 0
+    scale, per_block, offset = nonnegative_fit(features, measured)
+    (expected_per_block, expected_offset), *_ = np.linalg.lstsq(features[:, 1:], measured, rcond=None)
+    assert (scale, per_block, offset) == pytest.approx((0, expected_per_block, expected_offset))  # scale pinned at 0
+    exact = features @ np.array([0.8, 0.3, 0.5])
+    assert nonnegative_fit(features, exact) == pytest.approx((0.8, 0.3, 0.5))
+
+
+def test_a_calibration_with_no_physical_fit_is_refused(tiny, tmp_path, monkeypatch, counting_timer):
+    """Measured latency that falls as the table's sums grow leaves a scale of 0: the calibration is refused with
+    the reason, the block entries are kept, and the table refuses to predict at that resolution."""
+
+    def table_sum(cfg):
+        return float(sum(choice.depth * choice.width for choice in cfg.stages))
+
+    def falling(cfgs, resolution, settings):
+        return [LatencyStats(100.0 - 0.01 * table_sum(cfg), 0.0, 0.0, 1) for cfg in cfgs]
+
+    monkeypatch.setattr(lut_module, "inference_model", lambda cfg: cfg)  # "time" the configs themselves
+    monkeypatch.setattr(lut_module, "warm_up_process", lambda *args: None)
+    monkeypatch.setattr(lut_module, "measure_models_interleaved", falling)
+    monkeypatch.setattr(lut_module, "block_count", lambda cfg: 0)  # only the table sum and the offset are left
+    monkeypatch.setattr(LatencyTable, "block_sum", lambda self, cfg: table_sum(cfg))
+    path = tmp_path / "t.json"
+    with pytest.raises(NasvitError, match=r"calibration at 16 px refused: .*\(the best scale is 0\).*--repeats"):
+        build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
+    table = LatencyTable.load(path, tiny)
+    assert len(table) == len(enumerate_blocks(tiny, [RESOLUTION])) and RESOLUTION not in table.calibration
+    with pytest.raises(NasvitError, match="not calibrated for 16 px"):
+        table.predict(tiny.min_subnet().replace(resolution=RESOLUTION))

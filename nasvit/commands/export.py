@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from nasvit.commands import add_overwrite_argument, positive_int
-from nasvit.data import DataConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from nasvit import checkpoint
     from nasvit.arch import resolve_arch_entry
+    from nasvit.data import DataConfig
     from nasvit.export import export_subnet
     from search_space import parse_space
 

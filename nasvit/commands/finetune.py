@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from nasvit.commands import add_config_arguments, add_overwrite_argument
-from nasvit.config import load_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from nasvit.config import load_config
     from nasvit.finetune_config import FinetuneConfig
     from nasvit.recipes.finetune import FinetuneRecipe
 

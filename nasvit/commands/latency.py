@@ -10,14 +10,10 @@ import math
 import statistics
 import sys
 import time
+from pathlib import Path
 
-import torch
-
-from nasvit.arch import resolve_arch
 from nasvit.errors import NasvitError
-from nasvit.latency.lut import LatencyTable, build_lut, device_name, enumerate_blocks
-from nasvit.latency.measure import LatencySettings, measure_latency
-from nasvit.latency.report import PREDICTORS, latency_report, plot_report
+from nasvit.latency.settings import LatencySettings
 from search_space import format_count, load_space
 
 
@@ -46,9 +42,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--no-progress", action="store_true", help="no progress bar")
     report.set_defaults(run=run_report)
 
-    measure = actions.add_parser("measure", help="measured latency of one subnet")
-    _add_space(measure)
-    measure.add_argument("--arch", default="max", help="min | max | random | a subnet string | a subnet JSON file")
+    measure = actions.add_parser("measure", help="measured latency of one subnet or exported model")
+    measure.add_argument(
+        "--space", help="a name in configs/space/ or a YAML file (not needed for an export or a subnet.json)"
+    )
+    measure.add_argument(
+        "--arch",
+        default="max",
+        help="min | max | random | a subnet string | a subnet JSON file | an export directory or its subnet.json",
+    )
     measure.add_argument("--seed", type=int, default=0, help="seed for --arch random")
     measure.add_argument("--resolution", type=int, help="override the subnet's input resolution")
     _add_settings(measure)
@@ -65,7 +67,9 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     defaults = LatencySettings()
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per forward pass")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's current setting)")
-    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed runs; the median is kept")
+    parser.add_argument(
+        "--repeats", type=int, default=defaults.repeats, help="timed runs; the median and p10 / p90 are reported"
+    )
     parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed runs first")
     parser.add_argument("--dtype", default=defaults.dtype, choices=("float32", "bfloat16"))
     parser.add_argument("--device", default=defaults.device, choices=("cpu", "cuda"))
@@ -73,6 +77,8 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> LatencySettings:
     """Measurement settings from the command line, checked."""
+    import torch
+
     for name in ("batch_size", "repeats", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -84,11 +90,22 @@ def settings_from_args(args: argparse.Namespace) -> LatencySettings:
     return LatencySettings(args.batch_size, args.threads, args.dtype, args.warmup, args.repeats, args.device)
 
 
+def _warn_if_busy(settings: LatencySettings) -> None:
+    from nasvit.latency.measure import busy_machine_warning
+
+    warning = busy_machine_warning(settings)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 # -------------------------------------------------------------------------------------------- build-lut
 def run_build(args: argparse.Namespace) -> None:
+    from nasvit.latency.lut import build_lut, enumerate_blocks
+
     space = load_space(args.space)
     resolutions = tuple(args.resolutions or space.resolutions)
     settings = settings_from_args(args)
+    _warn_if_busy(settings)
     start = time.perf_counter()
     table = build_lut(space, resolutions, settings, args.out, progress=not args.no_progress)
     elapsed = time.perf_counter() - start
@@ -111,6 +128,9 @@ def run_build(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------------------------- report
 def run_report(args: argparse.Namespace) -> None:
+    from nasvit.latency.lut import LatencyTable, device_name
+    from nasvit.latency.report import PREDICTORS, latency_report, plot_report
+
     space = load_space(args.space)
     lut = LatencyTable.load(args.lut, space)
     if args.repeats is not None and args.repeats < 1:
@@ -119,6 +139,7 @@ def run_report(args: argparse.Namespace) -> None:
     here = device_name(settings.device)
     if here != lut.header.device_name:
         print(f"warning: {args.lut} was measured on {lut.header.device_name}, this is {here}", file=sys.stderr)
+    _warn_if_busy(settings)
     report = latency_report(space, lut, args.samples, settings, args.resolution, args.seed, not args.no_progress)
     if args.save:
         with open(args.save, "w") as file:
@@ -133,7 +154,11 @@ def run_report(args: argparse.Namespace) -> None:
         f"space {space.name}, {args.samples} random subnets (seed {args.seed}) at {report['resolution']} px, "
         f"{_describe_settings(settings)}, {here}"
     )
-    print(f"measured latency: {min(measured):.2f} to {max(measured):.2f} ms")
+    spreads = report["measured_spread"]
+    print(
+        f"measured latency: {min(measured):.2f} to {max(measured):.2f} ms (medians of {settings.repeats} runs; "
+        f"spread (p90 - p10) / median: median {100 * statistics.median(spreads):.1f}%, worst {100 * max(spreads):.1f}%)"
+    )
     print(f"{'predictor':<12} {'Pearson':>8} {'Spearman':>9} {'MAPE %':>8} {'MAPE fit %':>11}")
     for name in PREDICTORS:
         stats = report["predictors"][name]
@@ -162,28 +187,61 @@ def _json_ready(value):
 
 # ---------------------------------------------------------------------------------------------- measure
 def run_measure(args: argparse.Namespace) -> None:
-    space = load_space(args.space)
-    cfg = resolve_arch(space, args.arch, args.seed)
-    if args.resolution is not None:
-        cfg = cfg.replace(resolution=args.resolution)
+    from nasvit.latency.lut import LatencyTable, device_name
+    from nasvit.latency.measure import measure_model_latency, warn_if_noisy
+
+    cfg, model = _measured_subnet(args)
     settings = settings_from_args(args)
-    predicted = LatencyTable.load(args.lut, space).predict(cfg) if args.lut else None
-    ms = measure_latency(cfg, settings)
-    cost = space.cost(cfg)
+    predicted = LatencyTable.load(args.lut, cfg.space).predict(cfg) if args.lut else None
+    _warn_if_busy(settings)
+    stats = measure_model_latency(model, cfg.resolution, settings)
+    warn_if_noisy([stats])
+    cost = cfg.space.cost(cfg, getattr(model, "num_classes", None))
     if args.json:
-        payload = {"arch": str(cfg), "resolution": cfg.resolution, "latency_ms": ms, "lut_ms": predicted}
-        payload.update(macs=cost.macs, settings=dataclasses.asdict(settings), device_name=device_name(settings.device))
+        payload = {"arch": str(cfg), "resolution": cfg.resolution, "latency_ms": stats.median_ms, "lut_ms": predicted}
+        payload.update(p10_ms=stats.p10_ms, p90_ms=stats.p90_ms, runs=stats.runs, macs=cost.macs)
+        payload.update(settings=dataclasses.asdict(settings), device_name=device_name(settings.device))
         print(json.dumps(payload))
         return
     print(f"arch:       {cfg}")
     print(f"resolution: {cfg.resolution}, MACs {format_count(cost.macs)}")
     print(f"settings:   {_describe_settings(settings)}, {device_name(settings.device)}")
-    print(f"latency:    {ms:.3f} ms (median of {settings.repeats})")
+    print(f"latency:    {stats.describe()}")
     if predicted is not None:
         print(f"table:      {predicted:.3f} ms predicted by {args.lut}")
 
 
+def _measured_subnet(args: argparse.Namespace):
+    """The subnet ``--arch`` names and the inference-form model to time: an export's own model (its weights and
+    classes) for an export directory, otherwise a randomly initialised static model of the subnet."""
+    from nasvit.arch import resolve_arch, subnet_from_json
+    from nasvit.export import load_model, read_description
+    from nasvit.latency.measure import inference_model
+    from search_space import parse_space
+
+    path = Path(args.arch)
+    if path.is_dir() or path.name == "subnet.json":
+        directory = path if path.is_dir() else path.parent
+        description = read_description(directory)
+        space = parse_space(description["space"], source=f"{directory / 'subnet.json'} (space)")
+        cfg = subnet_from_json(description, space, source=str(directory / "subnet.json"))
+        if args.resolution is not None and args.resolution != cfg.resolution:
+            raise NasvitError(
+                f"{directory} is an export at {cfg.resolution} px; drop --resolution {args.resolution} "
+                "(or pass the subnet string to time it at another resolution)"
+            )
+        return cfg, load_model(directory, inference=True)
+    if args.space is None:
+        raise NasvitError(f"--arch {args.arch} needs --space SPACE (only an export or its subnet.json names its space)")
+    cfg = resolve_arch(load_space(args.space), args.arch, args.seed)
+    if args.resolution is not None:
+        cfg = cfg.replace(resolution=args.resolution)
+    return cfg, inference_model(cfg)
+
+
 def _describe_settings(settings: LatencySettings) -> str:
+    import torch
+
     threads = settings.threads if settings.threads is not None else torch.get_num_threads()
     return (
         f"batch {settings.batch_size}, {threads} threads, {settings.dtype}, {settings.device}, "

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 
 from nasvit.commands import add_config_arguments, add_overwrite_argument
-from nasvit.config import load_config
-from nasvit.search_config import SearchRunConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from nasvit.config import load_config
     from nasvit.recipes.search import SearchRecipe
+    from nasvit.search_config import SearchRunConfig
 
     config = load_config(SearchRunConfig, args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / f"search-{Path(args.config).stem}"

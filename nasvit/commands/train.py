@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 
 from nasvit.commands import add_config_arguments, add_overwrite_argument
-from nasvit.config import load_config
-from nasvit.train_config import TrainConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from nasvit.config import load_config
     from nasvit.recipes.train import TrainRecipe
+    from nasvit.train_config import TrainConfig
 
     config = load_config(TrainConfig, args.config, args.overrides)
     run_dir = Path(args.out) if args.out else Path("runs") / Path(args.config).stem

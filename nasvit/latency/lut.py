@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import os
 import platform
 import random
@@ -36,6 +37,7 @@ from nasvit.latency.measure import (
     measure_models_interleaved,
     measure_module_latency,
     measure_modules_interleaved,
+    warn_if_noisy,
 )
 from search_space import SearchSpace, StageChoice, SubnetConfig, space_fingerprint
 from search_space.arithmetic import conv_out_size
@@ -155,17 +157,36 @@ def calibrate(table: LatencyTable, resolution: int, settings: LatencySettings, s
     Blocks timed alone run with their weights hot in cache; inside a network they run a little slower (seen
     here: about 14% and 2 ms for a whole ``nasvit`` subnet at 224 px). A least-squares fit of measured
     milliseconds on (table sum, block count, 1) over subnets drawn with their own seed (not those a report
-    samples) captures that.
+    samples) captures that. The scale and the per-block term are kept non-negative (a network with more or
+    slower blocks never runs faster); the offset is free.
 
     Returns:
         ``{"scale", "per_block_ms", "offset_ms", "subnets", "mape"}`` (MAPE % of the fit on its subnets).
+
+    Raises:
+        NasvitError: even constrained, the fit is not physical: measured latency does not grow with the table's
+            sums (a scale of 0), or it predicts a non-positive latency for one of its subnets. The timings are
+            too noisy to calibrate on; the reason and the fix are in the message.
     """
     rng = random.Random(f"latency-calibration:{table.space.name}:{resolution}")
     cfgs = [table.space.sample(rng).replace(resolution=resolution) for _ in range(subnets)]
-    measured = np.array(measure_models_interleaved([inference_model(cfg) for cfg in cfgs], resolution, settings))
+    stats = measure_models_interleaved([inference_model(cfg) for cfg in cfgs], resolution, settings)
+    warn_if_noisy(stats, f"{resolution} px calibration subnet")
+    measured = np.array([s.median_ms for s in stats])
     features = np.array([[table.block_sum(cfg), block_count(cfg), 1.0] for cfg in cfgs])
-    (scale, per_block, offset), *_ = np.linalg.lstsq(features, measured, rcond=None)
+    scale, per_block, offset = nonnegative_fit(features, measured)
     fitted = features @ np.array([scale, per_block, offset])
+    problem = None
+    if scale <= 0:
+        problem = "measured latency does not grow with the table's block sums (the best scale is 0)"
+    elif fitted.min() <= 0:
+        problem = f"the fit predicts {fitted.min():.3f} ms for one of its subnets"
+    if problem is not None:
+        raise NasvitError(
+            f"latency calibration at {resolution} px refused: {problem}; the timings are too noisy "
+            f"(measured {measured.min():.2f} to {measured.max():.2f} ms). Rebuild on a quiet machine or with more "
+            "--repeats; the block entries are kept, only the calibration is redone"
+        )
     mape = float(np.mean(np.abs(fitted - measured) / measured) * 100)
     return {
         "scale": float(scale),
@@ -174,6 +195,22 @@ def calibrate(table: LatencyTable, resolution: int, settings: LatencySettings, s
         "subnets": subnets,
         "mape": mape,
     }
+
+
+def nonnegative_fit(features: np.ndarray, measured: np.ndarray) -> tuple[float, float, float]:
+    """Least squares of (N,) ``measured`` on (N, 3) ``features`` (table sum, block count, 1) with the first two
+    coefficients kept at or above 0: the best of the unconstrained fits on each set of free coefficients that
+    obeys the bounds, which for two bounded coefficients is the constrained optimum."""
+    best_residual, best = math.inf, np.zeros(3)
+    for free in ([0, 1, 2], [0, 2], [1, 2], [2]):
+        coefficients = np.zeros(3)
+        coefficients[free], *_ = np.linalg.lstsq(features[:, free], measured, rcond=None)
+        if coefficients[0] < 0 or coefficients[1] < 0:
+            continue
+        residual = float(np.sum((features @ coefficients - measured) ** 2))
+        if residual < best_residual:
+            best_residual, best = residual, coefficients
+    return float(best[0]), float(best[1]), float(best[2])
 
 
 def warm_up_process(space: SearchSpace, resolution: int, settings: LatencySettings) -> None:
@@ -197,7 +234,8 @@ def time_blocks(space: SearchSpace, plans: list[AnyPlan], settings: LatencySetti
     they do inside an inference-form network."""
     shapes = [block_input_shape(plan, settings.batch_size) for plan in plans]
     layouts = [torch.contiguous_format if isinstance(p, StemPlan) else torch.channels_last for p in plans]
-    return measure_modules_interleaved([block_module(space, plan) for plan in plans], shapes, settings, layouts)
+    stats = measure_modules_interleaved([block_module(space, plan) for plan in plans], shapes, settings, layouts)
+    return [s.median_ms for s in stats]
 
 
 # ----------------------------------------------------------------------------------------------- table
@@ -370,11 +408,20 @@ class LatencyTable:
 
     def predict(self, cfg: SubnetConfig) -> float:
         """Predicted milliseconds of ``cfg``: :meth:`block_sum`, corrected by the in-network calibration of its
-        resolution when the table has one (``scale * sum + per_block_ms * blocks + offset_ms``)."""
+        resolution (``scale * sum + per_block_ms * blocks + offset_ms``).
+
+        Raises:
+            NasvitError: the table has no calibration at ``cfg``'s resolution (it was not built for it, or its
+                calibration was refused), so it cannot say how its block sums map to a network's latency.
+        """
         total = self.block_sum(cfg)
         fit = self.calibration.get(cfg.resolution)
         if fit is None:
-            return total
+            raise NasvitError(
+                f"latency table {self.path} is not calibrated for {cfg.resolution} px (it has "
+                f"{sorted(self.calibration) or 'no calibration'}); add it with: nasvit latency build-lut --space "
+                f"{self.space.name} --out {self.path} --resolutions {cfg.resolution}"
+            )
         return fit["scale"] * total + fit["per_block_ms"] * block_count(cfg) + fit["offset_ms"]
 
     def block_sum(self, cfg: SubnetConfig) -> float:
@@ -465,6 +512,8 @@ def build_lut(
             bar.update(len(chunk))
     for resolution in resolutions:
         if todo or resolution not in table.calibration:
+            table.calibration.pop(resolution, None)  # a refused calibration must not leave the old one in use
             table.calibration[resolution] = calibrate(table, resolution, header.settings)
+            table.save(out_path)
     table.save(out_path)
     return table

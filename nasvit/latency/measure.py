@@ -1,51 +1,110 @@
-"""Measured latency: build the static subnet in its inference form, warm up, report the median of timed runs.
+"""Measured latency: build the static subnet in its inference form, warm up, time repeated runs, and report the
+median with its spread (:class:`LatencyStats`).
 
 Latency is always of :func:`~supernet.optimize_for_inference`'s form of a model (BatchNorm folded,
-channels-last), the form a deployment runs; the exported ``model.safetensors`` keeps the trainable form.
+channels-last), the form a deployment runs; the exported ``model.safetensors`` keeps the trainable form. A
+measurement whose runs spread widely, or one taken while the machine is busy, is logged as a warning: on a
+shared CPU a second process can make a model read several times slower.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from nasvit.latency.settings import LatencySettings
 from search_space import SubnetConfig
 from supernet import NASViT, optimize_for_inference
 
+logger = logging.getLogger(__name__)
+WIDE_SPREAD = 0.25  # (p90 - p10) / median above which a measurement is flagged as noisy
+
 
 @dataclass(frozen=True)
-class LatencySettings:
-    """How latency is measured.
+class LatencyStats:
+    """Milliseconds of the timed runs of one model: their median and 10th / 90th percentiles.
 
     Attributes:
-        batch_size: images per forward pass.
-        threads: CPU threads (None: leave torch's setting).
-        dtype: ``float32`` or ``bfloat16``.
-        warmup: untimed runs first.
-        repeats: timed runs; the median is reported.
-        device: ``cpu`` or ``cuda``.
+        median_ms: the median run, the figure a latency is quoted as.
+        p10_ms: the 10th percentile (a fast run).
+        p90_ms: the 90th percentile (a slow run).
+        runs: how many timed runs.
     """
 
-    batch_size: int = 1
-    threads: int | None = None
-    dtype: str = "float32"
-    warmup: int = 5
-    repeats: int = 20
-    device: str = "cpu"
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> LatencyStats:
+        """Statistics of timed runs given in seconds."""
+        ms = sorted(1e3 * s for s in seconds)
+        deciles = statistics.quantiles(ms, n=10, method="inclusive") if len(ms) > 1 else [ms[0]] * 9
+        return cls(statistics.median(ms), deciles[0], deciles[-1], len(ms))
+
+    @property
+    def spread(self) -> float:
+        """(p90 - p10) / median: 0 for identical runs; above :data:`WIDE_SPREAD` the figure is noisy."""
+        return (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms > 0 else 0.0
+
+    def describe(self) -> str:
+        """``'5.41 ms (p10 5.30, p90 5.62, 20 runs)'``."""
+        return f"{self.median_ms:.2f} ms (p10 {self.p10_ms:.2f}, p90 {self.p90_ms:.2f}, {self.runs} runs)"
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
-def measure_module_latency(module: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings) -> float:
-    """Median milliseconds of ``module(x)`` for a random contiguous ``x`` of ``input_shape``, after
-    ``settings.warmup`` runs."""
+def busy_machine_warning(settings: LatencySettings) -> str | None:
+    """A warning when the machine already runs more than it has cores for (the 1-minute load average, which
+    does not yet count the timing about to start), so timings would read slow; None on a quiet machine or
+    where the load average is unknown."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cores = os.cpu_count() or 1
+    threads = settings.threads or torch.get_num_threads()
+    if load + threads <= cores + 0.5:
+        return None
+    return (
+        f"the machine is busy (load average {load:.1f} on {cores} cores, timing with {threads} threads): latency "
+        "will read slow and noisy; measure on a quiet machine for figures to compare"
+    )
+
+
+def warn_if_noisy(stats: list[LatencyStats], what: str = "model") -> None:
+    """Log a warning naming the models whose runs spread more than :data:`WIDE_SPREAD` of their median."""
+    noisy = [(index, s) for index, s in enumerate(stats) if s.spread > WIDE_SPREAD]
+    if noisy:
+        worst_index, worst = max(noisy, key=lambda pair: pair[1].spread)
+        logger.warning(
+            "%d of %d %s timings spread more than %.0f%% of their median (worst: %s #%d, %s); the machine is "
+            "probably busy, or use more --repeats",
+            len(noisy),
+            len(stats),
+            what,
+            100 * WIDE_SPREAD,
+            what,
+            worst_index,
+            worst.describe(),
+        )
+
+
+def measure_module_latency(module: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings) -> LatencyStats:
+    """Timings of ``module(x)`` for a random contiguous ``x`` of ``input_shape``, after ``settings.warmup`` runs."""
     return measure_modules_interleaved([module], [input_shape], settings)[0]
 
 
-def measure_model_latency(model: nn.Module, resolution: int, settings: LatencySettings) -> float:
-    """Median milliseconds of one forward pass of ``model`` on (batch, 3, resolution, resolution) inputs."""
+def measure_model_latency(model: nn.Module, resolution: int, settings: LatencySettings) -> LatencyStats:
+    """Timings of one forward pass of ``model`` on (batch, 3, resolution, resolution) inputs."""
     return measure_module_latency(model, (settings.batch_size, 3, resolution, resolution), settings)
 
 
@@ -54,14 +113,16 @@ def inference_model(cfg: SubnetConfig) -> nn.Module:
     return optimize_for_inference(NASViT(cfg))
 
 
-def measure_latency(cfg: SubnetConfig, settings: LatencySettings) -> float:
-    """Median milliseconds of the inference form of ``cfg``'s static model."""
+def measure_latency(cfg: SubnetConfig, settings: LatencySettings) -> LatencyStats:
+    """Timings of the inference form of ``cfg``'s static model."""
     return measure_model_latency(inference_model(cfg), cfg.resolution, settings)
 
 
-def measure_models_interleaved(models: list[nn.Module], resolution: int, settings: LatencySettings) -> list[float]:
-    """Median milliseconds of each model on (batch, 3, resolution, resolution) inputs, timed in interleaved
-    rounds (:func:`measure_modules_interleaved`)."""
+def measure_models_interleaved(
+    models: list[nn.Module], resolution: int, settings: LatencySettings
+) -> list[LatencyStats]:
+    """Timings of each model on (batch, 3, resolution, resolution) inputs, in interleaved rounds
+    (:func:`measure_modules_interleaved`)."""
     shape = (settings.batch_size, 3, resolution, resolution)
     return measure_modules_interleaved(models, [shape] * len(models), settings)
 
@@ -72,8 +133,8 @@ def measure_modules_interleaved(
     input_shapes: list[tuple[int, ...]],
     settings: LatencySettings,
     memory_formats: list[torch.memory_format] | None = None,
-) -> list[float]:
-    """Median milliseconds of each ``modules[i](x)`` for a random ``x`` of ``input_shapes[i]`` (stored in
+) -> list[LatencyStats]:
+    """Timings of each ``modules[i](x)`` for a random ``x`` of ``input_shapes[i]`` (stored in
     ``memory_formats[i]``, default contiguous), timed in rounds that visit every module in turn.
 
     Spreading each module's ``settings.repeats`` runs over rounds (of about 5 runs each) makes slow drift of a
@@ -104,4 +165,4 @@ def measure_modules_interleaved(
                 module(x)
                 synchronize()
                 record.append(time.perf_counter() - start)
-    return [1e3 * statistics.median(record) for record in times]
+    return [LatencyStats.of(record) for record in times]

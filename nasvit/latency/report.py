@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from nasvit.errors import NasvitError
 from nasvit.latency.lut import LatencyTable, check_resolution, device_name
-from nasvit.latency.measure import LatencySettings, inference_model, measure_models_interleaved
+from nasvit.latency.measure import LatencySettings, inference_model, measure_models_interleaved, warn_if_noisy
 from search_space import COST_METRICS, SearchSpace
 
 PREDICTORS = (*COST_METRICS, "lut")
@@ -105,8 +105,9 @@ def latency_report(
 
     Returns:
         ``{"space", "resolution", "samples", "seed", "settings", "device_name", "predictors", "subnets",
-        "measured_ms", "values"}``: ``predictors`` maps ``macs``, ``params``, ``activations``, ``lut`` to
-        their :func:`score`; ``subnets``, ``measured_ms`` and ``values[predictor]`` are per-sample lists;
+        "measured_ms", "measured_spread", "values"}``: ``predictors`` maps ``macs``, ``params``, ``activations``,
+        ``lut`` to their :func:`score`; ``subnets``, ``measured_ms`` (medians), ``measured_spread`` ((p90 - p10)
+        / median of each subnet's runs) and ``values[predictor]`` are per-sample lists;
         ``device_name`` is the device the subnets were measured on.
 
     Raises:
@@ -127,7 +128,9 @@ def latency_report(
     values = {metric: [space.cost(cfg).get(metric) for cfg in cfgs] for metric in COST_METRICS}
     values["lut"] = [lut.predict(cfg) for cfg in cfgs]
     models = [inference_model(cfg) for cfg in tqdm(cfgs, desc="building subnets", unit="subnet", disable=not progress)]
-    measured = measure_models_interleaved(models, resolution, settings)
+    stats = measure_models_interleaved(models, resolution, settings)
+    warn_if_noisy(stats, "subnet")
+    measured = [s.median_ms for s in stats]
     scores = {name: score(np.array(values[name]), np.array(measured), raw_ms=name == "lut") for name in PREDICTORS}
     return {
         "space": space.name,
@@ -139,6 +142,7 @@ def latency_report(
         "predictors": scores,
         "subnets": [str(cfg) for cfg in cfgs],
         "measured_ms": measured,
+        "measured_spread": [s.spread for s in stats],
         "values": values,
     }
 

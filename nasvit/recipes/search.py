@@ -181,7 +181,7 @@ def build_latency_fn(config: SearchRunConfig, space: SearchSpace):
     latency = config.latency
     if latency.source == "measure":
         settings = LatencySettings(batch_size=latency.batch_size, threads=latency.threads, repeats=latency.repeats)
-        return lambda cfg: measure_latency(cfg, settings)
+        return lambda cfg: measure_latency(cfg, settings).median_ms
     if latency.lut is None:
         raise NasvitError(
             "a latency_ms budget with latency.source=lut needs latency.lut=<table from nasvit latency build-lut>"
