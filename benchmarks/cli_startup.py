@@ -46,7 +46,8 @@ def main() -> int:
         print(f"{name:<42} {median:>9.3f} {median / baseline:>17.1f}")
         if name != "python -c pass" and median > TARGET_SECONDS:
             slow.append(name)
-    print(f"target: every nasvit command under {TARGET_SECONDS:.1f} s: {'MISSED by ' + ', '.join(slow) if slow else 'met'}")
+    verdict = f"MISSED by {', '.join(slow)}" if slow else "met"
+    print(f"target: every nasvit command under {TARGET_SECONDS:.1f} s: {verdict}")
     return 1 if slow else 0
 
 
