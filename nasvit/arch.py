@@ -10,6 +10,7 @@ from typing import Any
 
 from evolve import BudgetError, parse_budget
 from nasvit.errors import NasvitError
+from nasvit.reference.subnet import from_reference, is_reference_subnet
 from search_space import SearchSpace, SubnetConfig
 
 
@@ -23,10 +24,11 @@ def resolve_arch_entry(space: SearchSpace, arch: str, seed: int = 0) -> tuple[Su
 
     Args:
         space: the space the subnet must belong to.
-        arch: ``min`` | ``max`` | ``random`` | a subnet string (``str(cfg)``) | a JSON file holding a subnet
-            dict (``cfg.to_dict()``) or ``{"subnet": ...}`` | a search's ``best.json`` or ``pareto.json``,
-            with ``#SELECTOR`` choosing an entry: a budget label (``best.json#macs<=300M``) or an index
-            (``pareto.json#0``); without it the file must hold exactly one entry.
+        arch: ``min`` | ``max`` | ``random`` | a subnet string (``str(cfg)``) | a subnet dict (``cfg.to_dict()``),
+            ``{"subnet": ...}`` or a NASViT reference-code subnet dict (``{"resolution", "width", "depth",
+            "kernel_size", "expand_ratio"}``), inline (``{...}``) or in a JSON file | a search's ``best.json`` or
+            ``pareto.json``, with ``#SELECTOR`` choosing an entry: a budget label (``best.json#macs<=300M``) or an
+            index (``pareto.json#0``); without it the file must hold exactly one entry.
         seed: seed of ``random``.
 
     Raises:
@@ -37,12 +39,15 @@ def resolve_arch_entry(space: SearchSpace, arch: str, seed: int = 0) -> tuple[Su
         return (space.min_subnet() if arch == "min" else space.max_subnet()), {}
     if arch == "random":
         return space.sample(random.Random(seed)), {}
+    if arch.lstrip().startswith("{"):
+        data, source = read_json_argument(arch)
+        return subnet_from_json(data, space, source), {}
     path_text, _, selector = arch.partition("#")
     if path_text.endswith(".json"):
         return _from_json_file(space, Path(path_text), selector or None)
     if ":" not in arch:
         raise NasvitError(
-            f"ARCH {arch!r} is not min, max, random, a subnet string (SPACE:r...:head...) or a .json file"
+            f"ARCH {arch!r} is not min, max, random, a subnet string (SPACE:r...:head...), inline JSON or a .json file"
         )
     return SubnetConfig.from_string(arch, space), {}
 
@@ -88,15 +93,37 @@ def _select(entries: list[dict[str, Any]], selector: str | None, path: Path) -> 
     raise NasvitError(f"{path} has no entry {selector!r}; choose one of {labels} (or an index)")
 
 
+def read_json_argument(text: str) -> tuple[Any, str]:
+    """A command-line argument that is inline JSON (``{...}``) or a JSON file's path, parsed, and how to name it.
+
+    Raises:
+        NasvitError: invalid JSON, or a path that does not exist.
+    """
+    inline = text.lstrip().startswith("{")
+    source = "inline JSON" if inline else text
+    if not inline and not Path(text).is_file():
+        raise NasvitError(f"{text} is neither inline JSON ({{...}}) nor an existing JSON file; check the path")
+    try:
+        return json.loads(text if inline else Path(text).read_text()), source
+    except json.JSONDecodeError as error:
+        raise NasvitError(f"{source} is not valid JSON ({error}); quote inline JSON for the shell: '{{...}}'") from None
+
+
 def subnet_from_json(data: object, space: SearchSpace, source: str) -> SubnetConfig:
-    """A subnet from a parsed JSON value: a subnet dict, a subnet string, or ``{"subnet": ...}``."""
+    """A subnet from a parsed JSON value: a subnet dict, a reference-code subnet dict, a subnet string, or
+    ``{"subnet": ...}``."""
     if isinstance(data, dict) and "subnet" in data:
         data = data["subnet"]
     if isinstance(data, str):
         return SubnetConfig.from_string(data, space)
+    if is_reference_subnet(data):
+        return from_reference(data, space, source)
     if isinstance(data, dict):
         return SubnetConfig.from_dict(data, space)
-    raise NasvitError(f"{source} holds no subnet: expected a subnet dict, a subnet string or {{'subnet': ...}}")
+    raise NasvitError(
+        f"{source} holds no subnet: expected a subnet dict, a reference subnet dict, a subnet string or "
+        "{'subnet': ...}"
+    )
 
 
 def _same_budget(selector: str, label: str | None) -> bool:

@@ -131,11 +131,18 @@ def data_config_of(state: dict[str, Any]):
     """The ``DataConfig`` the checkpoint was trained with.
 
     Raises:
-        CheckpointError: it cannot be rebuilt here (then give the data explicitly).
+        CheckpointError: the checkpoint has no data settings (``nasvit convert-reference`` writes none) or they
+            cannot be rebuilt here (then give the data explicitly).
     """
     from nasvit.config import build
     from nasvit.data import DataConfig
 
+    if "data" not in state["config"]:
+        origin = "converted by nasvit convert-reference" if state.get("provenance") else "written without them"
+        raise CheckpointError(
+            f"the checkpoint records no data settings ({origin}); name the data: nasvit export --data FOLDER, "
+            "nasvit search --set data.dataset=FOLDER (an ImageFolder with train/ and validation/)"
+        )
     problems: list[str] = []
     data = build(DataConfig, state["config"]["data"], "data.", problems)
     if problems:

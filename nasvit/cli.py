@@ -9,10 +9,22 @@ import os
 import signal
 import sys
 
-from nasvit.commands import demo, evaluate, export, finetune, flops, latency, search, space, train
+from nasvit.commands import (
+    arch,
+    convert_reference,
+    demo,
+    evaluate,
+    export,
+    finetune,
+    flops,
+    latency,
+    search,
+    space,
+    train,
+)
 from nasvit.errors import USER_ERRORS
 
-COMMANDS = (demo, space, flops, train, search, export, evaluate, finetune, latency)
+COMMANDS = (demo, space, flops, arch, train, search, export, evaluate, finetune, latency, convert_reference)
 
 
 def build_parser() -> argparse.ArgumentParser:

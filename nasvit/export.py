@@ -82,8 +82,8 @@ def export_subnet(
     out = Path(out_dir)
     inputs = {"checkpoint_sha256": run_directory.file_digest(checkpoint_path), "subnet": str(cfg)}
     run_directory.check(out, "export", inputs, resume=False, overwrite=overwrite)  # refuse before the work
-    net = checkpoint.supernet_from_state(state, use_ema).eval()
     data = data or checkpoint.data_config_of(state)
+    net = checkpoint.supernet_from_state(state, use_ema).eval()
     calibration = fixed_batches(
         build_data(data).train_eval, bn_batches, batch_size, data.seed, size_keys=("--bn-batches", "--batch-size")
     )
