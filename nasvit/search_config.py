@@ -7,6 +7,7 @@ from typing import Literal
 
 from evolve import SearchConfig
 from nasvit.data import DataConfig
+from nasvit.errors import NasvitError
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class LatencyConfig:
             (time each candidate's static model here).
         lut: path of the lookup table (``source: lut``).
         batch_size, threads, repeats: measurement settings (``source: measure``).
+        verify: after the search, time each latency budget's winner and runners-up on this device and keep the
+            most accurate one whose measured median is within the budget (or report the budget as not met).
+        runners_up: candidates timed after each winner when verifying.
     """
 
     source: Literal["lut", "measure"] = "lut"
@@ -42,6 +46,12 @@ class LatencyConfig:
     batch_size: int = 1
     threads: int | None = None
     repeats: int = 20
+    verify: bool = True
+    runners_up: int = 4
+
+    def __post_init__(self) -> None:
+        if self.runners_up < 0:
+            raise NasvitError(f"latency.runners_up must be 0 or more, got {self.runners_up}")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from nasvit import checkpoint
 from nasvit.cli import main
 from nasvit.config import load_config
 from nasvit.export import export_subnet
+from nasvit.latency import LatencySettings
+from nasvit.latency.lut import LatencyTable
 from nasvit.recipes.demo import SUMMARY_KEYS, DemoRecipe
 from nasvit.recipes.train import TrainRecipe
 from nasvit.train_config import TrainConfig
@@ -140,16 +142,29 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path):
         tmp_path,
         train_overrides=TRAIN_FAST,
         search_overrides=("evolve.population=4", "evolve.generations=1", "evolve.parents=2", "eval.bn_batches=1"),
+        latency=LatencySettings(threads=1, warmup=1, repeats=5),
     )
     rows = recipe.run()
-    assert [parse_budget(row["budget"]).limit for row in rows] == [0.8e6, 3e6]
+    assert [row["budget"] for row in rows] == ["macs<=300K", "params<=60K", "latency_ms<=1.5"]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [set(SUMMARY_KEYS) <= set(row) for row in summary] == [True, True]
-    for row in summary:
-        assert row["macs"] <= parse_budget(row["budget"]).limit
-        assert (
-            row["latency_ms"] > 0 and 0 <= row["top1"] <= 100 and Path(row["export_dir"], "model.safetensors").exists()
-        )
+    assert summary == rows and all(row["met"] for row in rows[:2])  # only a latency budget can be unmet here
+    table = LatencyTable.load(tmp_path / "latency_table.json", load_space("demo"))
+    assert set(table.calibration) == {8, 12, 16, 24}
+    for row in (row for row in summary if row["met"]):
+        assert set(SUMMARY_KEYS) <= set(row)
+        budget = parse_budget(row["budget"])
+        if not budget.is_latency:
+            assert row[budget.metric] <= budget.limit
+        assert row["latency_p10_ms"] <= row["latency_ms"] <= row["latency_p90_ms"] and 0 <= row["top1"] <= 100
+        assert Path(row["export_dir"], "model.safetensors").exists()
+    by_subnet = {}
+    for row in (row for row in summary if row["met"]):  # a subnet two budgets share shows one latency
+        assert by_subnet.setdefault(row["subnet"], row["latency_ms"]) == row["latency_ms"]
+    (latency_entry,) = [
+        e for e in json.loads((tmp_path / "search" / "best.json").read_text())["budgets"] if "latency_check" in e
+    ]
+    check = latency_entry["latency_check"]
+    assert check["met"] == rows[2]["met"] and (not check["met"] or check["measured_ms"] <= 1.5)
     assert (tmp_path / "search" / "pareto.png").exists()
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "export").rglob("model.safetensors")}
     again = recipe.run()  # every stage finished: reused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 
@@ -15,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override the training config (configs/train/demo.yaml)",
+        help="override the training config (configs/train/quickstart.yaml)",
     )
     parser.add_argument(
         "--set-search",
@@ -23,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override the search config (configs/search/demo.yaml)",
+        help="override the search config (configs/search/quickstart.yaml)",
     )
     parser.set_defaults(run=run)
 
@@ -36,9 +37,10 @@ def run(args: argparse.Namespace) -> None:
         args.out, train_overrides=tuple(args.train_overrides), search_overrides=tuple(args.search_overrides)
     )
     rows = recipe.run()
+    front = json.loads((recipe.out / "search" / "pareto.json").read_text())["front"]
     print()
     print(format_table(rows))
     print(
-        f"\nPareto plot: {recipe.out / 'search' / 'pareto.png'}; summary: {recipe.out / 'summary.json'}; "
-        f"{time.perf_counter() - start:.0f} s in all"
+        f"\nPareto front: {len(front)} subnets, plotted in {recipe.out / 'search' / 'pareto.png'}; summary: "
+        f"{recipe.out / 'summary.json'}; {time.perf_counter() - start:.0f} s in all"
     )

@@ -29,12 +29,16 @@ def run(args: argparse.Namespace) -> None:
     if not summary:
         return
     for label, best in summary["best"].items():
-        if best is None:
+        check = (best or {}).get("latency_check")
+        if check is not None and not check["met"]:
+            print(f"{label}: NOT MET on this device (see latency_check in {out / 'best.json'})")
+        elif best is None:
             print(f"{label}: no feasible subnet found")
         else:
+            measured = "" if check is None else f", measured {check['measured_ms']:.2f} ms (p90 {check['p90_ms']:.2f})"
             print(
                 f"{label}: top-1 {best['top1']:.2f}% at {best['macs'] / 1e6:.2f}M MACs, {best['params'] / 1e6:.3f}M "
-                f"params  {best['subnet']}"
+                f"params{measured}  {best['subnet']}"
             )
     calibration, measuring = summary["calibration_seconds"], summary["accuracy_seconds"]
     share = calibration / max(calibration + measuring, 1e-9)

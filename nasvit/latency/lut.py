@@ -52,6 +52,7 @@ from supernet.static_model import _build_block
 TABLE_FORMAT_PREFIX = "nasvit-latency-table/"
 TABLE_FORMAT = TABLE_FORMAT_PREFIX + "2"  # 2: blocks timed in their inference form, in interleaved groups
 GROUP_SIZE = 24  # blocks timed together in interleaved rounds; the table file is rewritten after each group
+CALIBRATION_RUNS = 5  # at least this many timed runs per calibration subnet: one run is too noisy to fit on
 UNTIMED_FIELDS = frozenset({"scale_key"})  # plan fields that do not change the work a block does
 
 AnyPlan = StemPlan | BlockPlan | HeadPlan
@@ -157,33 +158,31 @@ def calibrate(table: LatencyTable, resolution: int, settings: LatencySettings, s
     Blocks timed alone run with their weights hot in cache; inside a network they run a little slower (seen
     here: about 14% and 2 ms for a whole ``nasvit`` subnet at 224 px). A least-squares fit of measured
     milliseconds on (table sum, block count, 1) over subnets drawn with their own seed (not those a report
-    samples) captures that. The scale and the per-block term are kept non-negative (a network with more or
-    slower blocks never runs faster); the offset is free.
+    samples) captures that; each subnet is timed at least :data:`CALIBRATION_RUNS` times. All three terms are
+    kept non-negative: a network with more or slower blocks never runs faster, and nothing runs in negative time.
 
     Returns:
         ``{"scale", "per_block_ms", "offset_ms", "subnets", "mape"}`` (MAPE % of the fit on its subnets).
 
     Raises:
-        NasvitError: even constrained, the fit is not physical: measured latency does not grow with the table's
-            sums (a scale of 0), or it predicts a non-positive latency for one of its subnets. The timings are
-            too noisy to calibrate on; the reason and the fix are in the message.
+        NasvitError: the constrained fit leaves the table's sums out (a scale of 0): measured latency does not
+            grow with them, so the timings are too noisy to calibrate on; the reason and the fix are in the message.
     """
     rng = random.Random(f"latency-calibration:{table.space.name}:{resolution}")
     cfgs = [table.space.sample(rng).replace(resolution=resolution) for _ in range(subnets)]
-    stats = measure_models_interleaved([inference_model(cfg) for cfg in cfgs], resolution, settings)
+    steady = dataclasses.replace(
+        settings, warmup=max(settings.warmup, 1), repeats=max(settings.repeats, CALIBRATION_RUNS)
+    )
+    stats = measure_models_interleaved([inference_model(cfg) for cfg in cfgs], resolution, steady)
     warn_if_noisy(stats, f"{resolution} px calibration subnet")
     measured = np.array([s.median_ms for s in stats])
     features = np.array([[table.block_sum(cfg), block_count(cfg), 1.0] for cfg in cfgs])
     scale, per_block, offset = nonnegative_fit(features, measured)
     fitted = features @ np.array([scale, per_block, offset])
-    problem = None
     if scale <= 0:
-        problem = "measured latency does not grow with the table's block sums (the best scale is 0)"
-    elif fitted.min() <= 0:
-        problem = f"the fit predicts {fitted.min():.3f} ms for one of its subnets"
-    if problem is not None:
         raise NasvitError(
-            f"latency calibration at {resolution} px refused: {problem}; the timings are too noisy "
+            f"latency calibration at {resolution} px refused: measured latency does not grow with the table's block "
+            "sums (the best scale is 0); the timings are too noisy "
             f"(measured {measured.min():.2f} to {measured.max():.2f} ms). Rebuild on a quiet machine or with more "
             "--repeats; the block entries are kept, only the calibration is redone"
         )
@@ -198,18 +197,19 @@ def calibrate(table: LatencyTable, resolution: int, settings: LatencySettings, s
 
 
 def nonnegative_fit(features: np.ndarray, measured: np.ndarray) -> tuple[float, float, float]:
-    """Least squares of (N,) ``measured`` on (N, 3) ``features`` (table sum, block count, 1) with the first two
-    coefficients kept at or above 0: the best of the unconstrained fits on each set of free coefficients that
-    obeys the bounds, which for two bounded coefficients is the constrained optimum."""
+    """Least squares of (N,) ``measured`` on (N, 3) ``features`` (table sum, block count, 1) with every coefficient
+    kept at or above 0: the best of the unconstrained fits on each subset of free coefficients that obeys the
+    bounds (for three coefficients, an exact active-set search), so the fit never predicts a negative latency."""
     best_residual, best = math.inf, np.zeros(3)
-    for free in ([0, 1, 2], [0, 2], [1, 2], [2]):
-        coefficients = np.zeros(3)
-        coefficients[free], *_ = np.linalg.lstsq(features[:, free], measured, rcond=None)
-        if coefficients[0] < 0 or coefficients[1] < 0:
-            continue
-        residual = float(np.sum((features @ coefficients - measured) ** 2))
-        if residual < best_residual:
-            best_residual, best = residual, coefficients
+    for size in (3, 2, 1):
+        for free in map(list, itertools.combinations(range(3), size)):
+            coefficients = np.zeros(3)
+            coefficients[free], *_ = np.linalg.lstsq(features[:, free], measured, rcond=None)
+            if (coefficients < 0).any():
+                continue
+            residual = float(np.sum((features @ coefficients - measured) ** 2))
+            if residual < best_residual:
+                best_residual, best = residual, coefficients
     return float(best[0]), float(best[1]), float(best[2])
 
 

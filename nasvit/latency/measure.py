@@ -13,6 +13,8 @@ import logging
 import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -141,8 +143,6 @@ def measure_modules_interleaved(
     shared machine hit all modules alike, so their ranking holds (run to run, one sequential pass per module
     ranks worse).
     """
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
     dtype, device = getattr(torch, settings.dtype), torch.device(settings.device)
     formats = memory_formats or [torch.contiguous_format] * len(modules)
     modules = [m.to(device=device, dtype=dtype).eval() for m in modules]
@@ -150,7 +150,27 @@ def measure_modules_interleaved(
         torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=layout)
         for shape, layout in zip(input_shapes, formats, strict=True)
     ]
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch_threads(settings.threads):
+        times = _timed_runs(modules, inputs, settings)
+    return [LatencyStats.of(record) for record in times]
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with torch on ``threads`` CPU threads (None: unchanged), then restore the caller's count, so
+    timing at one thread does not slow down what runs after it."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _timed_runs(modules: list[nn.Module], inputs: list[torch.Tensor], settings: LatencySettings) -> list[list[float]]:
+    """Seconds of each module's timed runs, after its warm-up, in rounds that visit every module in turn."""
+    synchronize = torch.cuda.synchronize if inputs and inputs[0].device.type == "cuda" else (lambda: None)
     for module, x in zip(modules, inputs):
         for _ in range(settings.warmup):
             module(x)
@@ -165,4 +185,4 @@ def measure_modules_interleaved(
                 module(x)
                 synchronize()
                 record.append(time.perf_counter() - start)
-    return [LatencyStats.of(record) for record in times]
+    return times

@@ -1,8 +1,10 @@
-"""``nasvit demo``: the whole pipeline on the embedded digits with the tiny space, on a laptop CPU.
+"""``nasvit demo``: the whole pipeline on the embedded digits with the demo space, on a laptop CPU.
 
-Train the supernet, search two MACs budgets, export the best subnet of each (verified), then measure each
-export's CPU latency and validation top-1. Everything goes under one run directory; a rerun reuses the
-stages that finished (training resumes from its checkpoints, the search from its log, exports are kept).
+Train the supernet, build a latency table of the space on this machine, search three budgets (MACs,
+parameters, latency), export the best subnet of each (verified), then measure each distinct export's CPU
+latency (interleaved, with its spread) and validation top-1. Everything goes under one run directory; a rerun
+reuses the stages that finished (training resumes from its checkpoints, the table and the search from their
+files, exports are kept).
 """
 
 from __future__ import annotations
@@ -18,62 +20,72 @@ import torch
 from nasvit import checkpoint, run_directory
 from nasvit.config import load_config
 from nasvit.data import build_data
-from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy
 from nasvit.export import export_subnet, load_model, read_description
-from nasvit.latency import LatencySettings, measure_model_latency
+from nasvit.latency.lut import LatencyTable, build_lut
+from nasvit.latency.measure import measure_modules_interleaved, warn_if_noisy
+from nasvit.latency.settings import LatencySettings
 from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
 from nasvit.search_config import SearchRunConfig
 from nasvit.train_config import TrainConfig
-from search_space import parse_space
+from search_space import load_space, parse_space
 
 logger = logging.getLogger(__name__)
 
-SUMMARY_KEYS = ("subnet", "macs", "params", "activations", "latency_ms", "top1", "export_dir")
+SUMMARY_KEYS = ("subnet", "macs", "params", "activations", "latency_ms", "latency_p10_ms", "latency_p90_ms")
+SUMMARY_KEYS += ("top1", "export_dir")
+LUT_FILE = "latency_table.json"
+# One thread: on a small shared CPU a single-threaded model times steadily; the table and every check use it.
+DEMO_LATENCY = LatencySettings(threads=1, warmup=5, repeats=20)
 
 
 class DemoRecipe:
-    """Train, search, export and measure under ``out_dir`` (``train/``, ``search/``, ``export/<budget>/``).
+    """Train, build a latency table, search, export and measure under ``out_dir`` (``train/``,
+    ``latency_table.json``, ``search/``, ``export/<budget>/``, ``summary.json``).
 
     Args:
         out_dir: the run directory.
         train_config, search_config: the YAML files of the two stages.
         train_overrides, search_overrides: ``key=value`` overrides of each.
+        latency: how the table, the search's check of latency budgets and the final table time models.
     """
 
     def __init__(
         self,
         out_dir: str | Path = "runs/demo",
-        train_config: str = "configs/train/demo.yaml",
-        search_config: str = "configs/search/demo.yaml",
+        train_config: str = "configs/train/quickstart.yaml",
+        search_config: str = "configs/search/quickstart.yaml",
         train_overrides: tuple[str, ...] = (),
         search_overrides: tuple[str, ...] = (),
+        latency: LatencySettings = DEMO_LATENCY,
     ):
         self.out = Path(out_dir)
+        self.latency = latency
         self.train_config = load_config(TrainConfig, train_config, train_overrides)
-        self.search_config = load_config(SearchRunConfig, search_config, search_overrides)
+        lut = ("latency.source=lut", f"latency.lut={self.out / LUT_FILE}")
+        self.search_config = load_config(SearchRunConfig, search_config, (*lut, *search_overrides))
 
     def run(self) -> list[dict[str, Any]]:
         """Run (or reuse) every stage; returns the summary rows, also written to ``summary.json``."""
         train_dir, search_dir = self.out / "train", self.out / "search"
-        _stage("1/4 train the supernet", train_dir)
+        _stage("1/5 train the supernet", train_dir)
         TrainRecipe(self.train_config, train_dir, resume="auto").run()
         latest = checkpoint.latest(train_dir)
-        _stage("2/4 search two budgets", search_dir)
+        _stage("2/5 time the blocks of the space into a latency table", self.out / LUT_FILE)
+        space = load_space(self.train_config.space)
+        build_lut(space, space.resolutions, self.latency, self.out / LUT_FILE, progress=False)
+        _stage("3/5 search the budgets", search_dir)
         resume = (search_dir / run_directory.MANIFEST).exists() or (search_dir / "candidates.jsonl").exists()
         SearchRecipe(self.search_config, latest, search_dir, resume=resume).run()
-        _stage("3/4 export the best subnet of each budget", self.out / "export")
+        _stage("4/5 export the best subnet of each budget", self.out / "export")
         state = checkpoint.load(latest)
         space = parse_space(state["space"])
         best = json.loads((search_dir / "best.json").read_text())["budgets"]
-        infeasible = [entry["budget"] for entry in best if not entry.get("subnet")]
-        if infeasible:
-            raise NasvitError(f"the search found no subnet within {infeasible}; loosen those budgets")
-        exports = [self._export(state, latest, space, entry) for entry in best]
-        _stage("4/4 measure latency and validation accuracy", self.out)
-        data = build_data(self.train_config.data)
-        rows = [self._measure(entry["budget"], directory, data) for entry, directory in zip(best, exports)]
+        exports = {e["budget"]: self._export(state, latest, space, e) for e in best if _met(e)}
+        _stage("5/5 measure latency and validation accuracy", self.out)
+        table = LatencyTable.load(self.out / LUT_FILE, space)
+        rows = self._measure(best, exports, build_data(self.train_config.data), table)
         (self.out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
         return rows
 
@@ -87,23 +99,50 @@ class DemoRecipe:
         logger.info("exported %s: largest differences %s", directory, report.differences)
         return directory
 
-    def _measure(self, budget: str, directory: Path, data) -> dict[str, Any]:
-        model = load_model(directory, inference=True)
-        description = read_description(directory)
+    def _measure(
+        self, best: list[dict[str, Any]], exports: dict[str, Path], data, table: LatencyTable
+    ) -> list[dict[str, Any]]:
+        """One row per budget; each distinct exported subnet is timed once (all of them interleaved, at one
+        thread as the table was) and evaluated once, so a subnet two budgets share shows one latency."""
+        distinct: dict[str, Path] = {}
+        for directory in exports.values():
+            distinct.setdefault(read_description(directory)["subnet"], directory)
+        models = {subnet: load_model(directory, inference=True) for subnet, directory in distinct.items()}
+        predicted = {subnet: table.predict(model.subnet_config) for subnet, model in models.items()}
+        shapes = [(self.latency.batch_size, 3, m.resolution, m.resolution) for m in models.values()]
+        timings = dict(zip(models, measure_modules_interleaved(list(models.values()), shapes, self.latency)))
+        warn_if_noisy(list(timings.values()), "exported model")
+        loader = data.loader("val", batch_size=256, shuffle=False)
         with torch.inference_mode():
-            result = accuracy(model, data.loader("val", batch_size=256, shuffle=False))
-        latency = measure_model_latency(model, model.resolution, LatencySettings(repeats=50))
-        costs = description["costs"]
-        return {
-            "budget": budget,
-            "subnet": description["subnet"],
-            "macs": costs["macs"],
-            "params": costs["params"],
-            "activations": costs["activations"],
-            "latency_ms": latency,
-            "top1": result["top1"],
-            "export_dir": str(directory),
-        }
+            top1 = {subnet: accuracy(model, loader)["top1"] for subnet, model in models.items()}
+        rows = []
+        for entry in best:
+            if entry["budget"] not in exports:
+                rows.append({"budget": entry["budget"], "met": False, "latency_check": entry.get("latency_check")})
+                continue
+            directory = exports[entry["budget"]]
+            description = read_description(directory)
+            subnet, costs, timing = description["subnet"], description["costs"], timings[description["subnet"]]
+            rows.append(
+                {
+                    "budget": entry["budget"],
+                    "met": True,
+                    "subnet": subnet,
+                    **{name: costs[name] for name in ("macs", "params", "activations")},
+                    "latency_ms": timing.median_ms,
+                    "latency_p10_ms": timing.p10_ms,
+                    "latency_p90_ms": timing.p90_ms,
+                    "predicted_latency_ms": predicted[subnet],
+                    "top1": top1[subnet],
+                    "export_dir": str(directory),
+                }
+            )
+        return rows
+
+
+def _met(entry: dict[str, Any]) -> bool:
+    """Whether a ``best.json`` entry has a subnet that meets its budget (a latency budget measured here)."""
+    return bool(entry.get("subnet")) and entry.get("latency_check", {}).get("met", True)
 
 
 def _current_export(directory: Path, subnet: str) -> bool:
@@ -117,14 +156,20 @@ def _current_export(directory: Path, subnet: str) -> bool:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The demo's result table: one line per budget, then the subnets in full."""
-    header = f"{'budget':<12} {'MACs':>8} {'params':>9} {'activations':>12} {'CPU latency':>12} {'val top-1':>10}"
+    header = (
+        f"{'budget':<16} {'MACs':>8} {'params':>8} {'activations':>11} {'CPU latency (p10-p90)':>23} {'val top-1':>9}"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
+        if not row["met"]:
+            lines.append(f"{row['budget']:<16} not met on this device (see latency_check in search/best.json)")
+            continue
+        latency = f"{row['latency_ms']:.2f}ms ({row['latency_p10_ms']:.2f}-{row['latency_p90_ms']:.2f})"
         lines.append(
-            f"{row['budget']:<12} {row['macs'] / 1e6:>7.2f}M {row['params'] / 1e6:>8.3f}M "
-            f"{row['activations'] / 1e3:>11.1f}K {row['latency_ms']:>10.2f}ms {row['top1']:>9.2f}%"
+            f"{row['budget']:<16} {row['macs'] / 1e6:>7.3f}M {row['params'] / 1e3:>7.1f}K "
+            f"{row['activations'] / 1e3:>10.1f}K {latency:>23} {row['top1']:>8.2f}%"
         )
-    lines += [f"{row['budget']}: {row['subnet']}  ({row['export_dir']})" for row in rows]
+    lines += [f"{row['budget']}: {row['subnet']}" for row in rows if row["met"]]
     return "\n".join(lines)
 
 

@@ -17,11 +17,12 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from evolve import GenerationSummary, SearchResult, parse_budget, run_search
+from evolve import BEST_FILE, GenerationSummary, SearchResult, parse_budget, run_search
 from nasvit import checkpoint, distributed, run_directory
 from nasvit.config import dump_yaml
 from nasvit.data import build_data, fixed_batches
 from nasvit.errors import NasvitError
+from nasvit.latency.budget_check import BudgetCheck, check_latency_budgets, describe_check, record_budget_checks
 from nasvit.search_config import SearchRunConfig
 from nasvit.search_evaluator import DistributedEvaluator, SupernetEvaluator
 from search_space import COST_METRICS, SearchSpace, load_space, parse_space, space_fingerprint
@@ -88,7 +89,7 @@ class SearchRecipe:
         distributed_run = self.ctx.distributed
         self.evaluator = DistributedEvaluator(self.local, self.space) if distributed_run else self.local
         needs_latency = config.evolve.needs_latency and self.ctx.is_main
-        self.latency_fn = build_latency_fn(config, self.space) if needs_latency else None
+        self.latency_fn, self.latency_settings = latency_source(config, self.space) if needs_latency else (None, None)
         if self.ctx.is_main:
             (self.out_dir / "search_config.yaml").write_text(dump_yaml(config))
             logger.info(
@@ -140,13 +141,35 @@ class SearchRecipe:
             writer.close()
             if isinstance(self.evaluator, DistributedEvaluator):
                 self.evaluator.close()
-        return self._summary(result, time.perf_counter() - started)
+        checks = self._check_latency_budgets(result)
+        return self._summary(result, checks, time.perf_counter() - started)
 
-    def _summary(self, result: SearchResult, seconds: float) -> dict[str, Any]:
-        best = {
-            label: None if c is None else {"subnet": c.key, "top1": c.metrics["top1"], **c.costs}
-            for label, c in result.best.items()
-        }
+    def _check_latency_budgets(self, result: SearchResult) -> dict[str, BudgetCheck]:
+        """Time each latency budget's winner and runners-up here; ``best.json`` gets the measured winner (or the
+        budget marked not met) and the figures (:mod:`nasvit.latency.budget_check`)."""
+        winners = {parse_budget(label): c for label, c in result.best.items() if c is not None}
+        winners = {budget: c for budget, c in winners.items() if budget.is_latency}
+        if not winners or not self.config.latency.verify:
+            return {}
+        objective = result.config.objective
+        checks = check_latency_budgets(
+            winners, result.candidates, self.latency_settings, objective, self.config.latency.runners_up
+        )
+        record_budget_checks(self.out_dir / BEST_FILE, checks, objective)
+        for check in checks:
+            logger.info("%s", describe_check(check))
+        return {check.budget.label: check for check in checks}
+
+    def _summary(self, result: SearchResult, checks: dict[str, BudgetCheck], seconds: float) -> dict[str, Any]:
+        best = {}
+        for label, c in result.best.items():
+            check = checks.get(label)
+            chosen = c if check is None else (check.chosen.candidate if check.chosen else None)
+            best[label] = (
+                None if chosen is None else {"subnet": chosen.key, "top1": chosen.metrics["top1"], **chosen.costs}
+            )
+            if check is not None:
+                best[label] = {**(best[label] or {}), "latency_check": check.to_record(result.config.objective)}
         return {
             "best": best,
             "pareto_size": len(result.pareto),
@@ -174,14 +197,15 @@ class SearchRecipe:
             self.cleanup()
 
 
-def build_latency_fn(config: SearchRunConfig, space: SearchSpace):
-    """``cfg -> milliseconds`` from the configured latency source."""
+def latency_source(config: SearchRunConfig, space: SearchSpace):
+    """``(cfg -> milliseconds, LatencySettings)``: the configured latency source and how it times (a lookup
+    table's own settings), which the check of latency budgets after the search reuses."""
     from nasvit.latency import LatencySettings, measure_latency
 
     latency = config.latency
     if latency.source == "measure":
         settings = LatencySettings(batch_size=latency.batch_size, threads=latency.threads, repeats=latency.repeats)
-        return lambda cfg: measure_latency(cfg, settings).median_ms
+        return (lambda cfg: measure_latency(cfg, settings).median_ms), settings
     if latency.lut is None:
         raise NasvitError(
             "a latency_ms budget with latency.source=lut needs latency.lut=<table from nasvit latency build-lut>"
@@ -189,7 +213,14 @@ def build_latency_fn(config: SearchRunConfig, space: SearchSpace):
     from nasvit.latency.lut import LatencyTable
 
     table = LatencyTable.load(latency.lut, space)
-    return table.predict
+    missing = sorted(set(space.resolutions) - set(table.calibration))
+    if missing:
+        raise NasvitError(
+            f"latency table {latency.lut} is not calibrated for {missing} px, which space '{space.name}' samples; "
+            f"add them with: nasvit latency build-lut --space {space.name} --out {latency.lut} --resolutions "
+            + " ".join(map(str, missing))
+        )
+    return table.predict, table.settings
 
 
 def _check_space(expected: str | None, actual: SearchSpace, path: Path) -> None:
