@@ -8,8 +8,7 @@ import random
 import pytest
 
 from evolve import Candidate, parse_budget
-from nasvit.latency import LatencySettings, LatencyStats
-from nasvit.latency import budget_check
+from nasvit.latency import LatencySettings, LatencyStats, budget_check
 from nasvit.latency.budget_check import check_latency_budgets, describe_check, record_budget_checks
 from search_space import load_space
 
