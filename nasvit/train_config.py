@@ -59,14 +59,22 @@ class ProjectionConfig:
     Attributes:
         enabled: project conflicting gradients; off sums them.
         mode: ``tensor`` (per parameter tensor) or ``global`` (one vector).
-        start_epoch: before this epoch gradients are simply summed.
+        start_epoch: before this epoch (counted from 0) gradients are simply summed.
         conflict_meter: measure the share of conflicting tensors every step.
+        rule: ``paper``: where <g_s, g_sub> < 0, g_s is projected on the normal plane of g_sub, then the two are
+            summed and ``optim.clip_grad`` clips the sum. ``reference``: what the reference code
+            (facebookresearch/NASViT) does: ``optim.clip_grad`` clips the smaller subnets' gradient g_sub alone,
+            before g_s is added; after ``start_epoch`` g_sub is scaled by 1 + clamp(-<g_sub, g_s> /
+            (1e-6 + |g_sub|^2), 0, 2) (the paper's projection with a clamp); a tensor that only the largest
+            subnet touched gets g_s twice; the vectors of one switchable scaling layer count as one tensor. It
+            needs ``mode: tensor`` and a precision other than fp16.
     """
 
     enabled: bool = True
     mode: Literal["tensor", "global"] = "tensor"
     start_epoch: int = 0
     conflict_meter: bool = True
+    rule: Literal["paper", "reference"] = "paper"
 
 
 @dataclass(frozen=True)
@@ -76,23 +84,46 @@ class EmaConfig:
     Attributes:
         enabled: keep an EMA; evaluation and the final export use it.
         decay: EMA decay per optimiser step.
+        warmup: raise the decay from 0 towards ``decay`` over the first steps (timm's warm-up); false uses
+            ``decay`` from the first step, as the reference code's timm ``ModelEma`` does.
     """
 
     enabled: bool = True
     decay: float = 0.9998
+    warmup: bool = True
+
+
+@dataclass(frozen=True)
+class TeacherModelConfig:
+    """One more teacher of an ensemble.
+
+    Attributes:
+        model: a timm model name (built without hub weights).
+        checkpoint: a local weights file for it.
+    """
+
+    model: str | None = None
+    checkpoint: str | None = None
 
 
 @dataclass(frozen=True)
 class TeacherConfig:
     """Optional external teacher whose soft labels replace the largest subnet's hard labels.
 
+    The targets are softmax(logit_scale * logits) of the teacher, averaged over the teachers when ``extra`` names
+    more (the reference code: two ResNeXt-101 teachers, logits times 5).
+
     Attributes:
         model: a timm model name (built without hub weights).
         checkpoint: a local weights file for it (required with ``model``).
+        extra: further teachers (``model`` and ``checkpoint`` each) whose probabilities are averaged with the first's.
+        logit_scale: factor on every teacher's logits before the softmax (above 1 sharpens the targets).
     """
 
     model: str | None = None
     checkpoint: str | None = None
+    extra: tuple[TeacherModelConfig, ...] = ()
+    logit_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -141,11 +172,15 @@ class TrainConfig(RunSettings):
 
     Attributes:
         space: search space name or YAML path.
+        init_from: a nasvit supernet checkpoint (of ``nasvit train`` or ``nasvit convert-reference``) whose weights
+            start the run, with a fresh optimiser, schedule and EMA (a copy of those weights); its search space and
+            class count must be this run's. Unlike ``--resume``, nothing else is taken from it.
         data, optim, sandwich, projection, ema, teacher, eval: the sections above; the run settings of
             :class:`RunSettings` come first.
     """
 
     space: str = "tiny"
+    init_from: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sandwich: SandwichConfig = field(default_factory=SandwichConfig)
@@ -156,8 +191,15 @@ class TrainConfig(RunSettings):
 
     def __post_init__(self) -> None:
         problems = training_problems(self)
-        if (self.teacher.model is None) != (self.teacher.checkpoint is None):
-            problems.append("teacher: give both teacher.model and teacher.checkpoint, or neither")
+        problems += _teacher_problems(self.teacher)
+        projection = self.projection
+        if projection.rule == "reference" and projection.mode != "tensor":
+            problems.append("projection.rule: reference combines per tensor; set projection.mode=tensor")
+        if projection.rule == "reference" and self.precision == "fp16":
+            problems.append(
+                "projection.rule: reference clips inside the step, which a grad scaler does not allow; "
+                "use precision=bf16 or fp32"
+            )
         sandwich = self.sandwich
         if sandwich.num_random < 0:
             problems.append(f"sandwich.num_random: {sandwich.num_random} must be >= 0")
@@ -167,6 +209,20 @@ class TrainConfig(RunSettings):
                 f"{sandwich.alpha_min}, {sandwich.alpha_max}, {sandwich.alpha_clamp}"
             )
         raise_problems(problems)
+
+
+def _teacher_problems(teacher: TeacherConfig) -> list[str]:
+    problems = []
+    if (teacher.model is None) != (teacher.checkpoint is None):
+        problems.append("teacher: give both teacher.model and teacher.checkpoint, or neither")
+    if teacher.extra and teacher.model is None:
+        problems.append("teacher.extra: name the first teacher in teacher.model and teacher.checkpoint first")
+    for i, member in enumerate(teacher.extra):
+        if member.model is None or member.checkpoint is None:
+            problems.append(f"teacher.extra[{i}]: give both model and checkpoint")
+    if not teacher.logit_scale > 0:
+        problems.append(f"teacher.logit_scale: {teacher.logit_scale} must be > 0 (the reference code uses 5.0)")
+    return problems
 
 
 def training_problems(config: TrainConfig | Any) -> list[str]:

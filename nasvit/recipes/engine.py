@@ -97,7 +97,8 @@ class TrainingEngine:
             self.net = self.net.to(memory_format=torch.channels_last)
         distributed.broadcast_module(self.net)
         self._setup_optimizer()
-        self.ema = ModelEmaV3(self.net, decay=config.ema.decay, use_warmup=True) if config.ema.enabled else None
+        ema = config.ema
+        self.ema = ModelEmaV3(self.net, decay=ema.decay, use_warmup=ema.warmup) if ema.enabled else None
         self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
         self.teacher = self._setup_teacher()
         self.mixup = build_mixup(config.data, self.data.num_classes)
@@ -287,9 +288,12 @@ class TrainingEngine:
         self.nan_skips = 0
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        params = [p for p in self.net.parameters() if p.grad is not None]
-        clip = self.config.optim.clip_grad
-        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
+        if result.clipped_norm is not None:  # the step clipped part of the gradient itself (the reference rule)
+            norm = result.clipped_norm
+        else:
+            params = [p for p in self.net.parameters() if p.grad is not None]
+            clip = self.config.optim.clip_grad
+            norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()

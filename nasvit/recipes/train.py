@@ -47,7 +47,24 @@ class TrainRecipe(TrainingEngine):
         self.space = load_space(self.config.space)
 
     def _setup_model(self) -> Supernet:
-        return Supernet(self.space, self.data.num_classes)
+        net = Supernet(self.space, self.data.num_classes)
+        if self.config.init_from is not None:
+            self._load_initial_weights(net, Path(self.config.init_from))
+        return net
+
+    def _load_initial_weights(self, net: Supernet, path: Path) -> None:
+        """Start from the raw weights of the supernet checkpoint ``path`` (``init_from``); the EMA copies them."""
+        state = checkpoint.load(path)
+        saved_space = parse_space(state["space"], source=f"{path} (space)")
+        if saved_space != self.space or state["num_classes"] != self.data.num_classes:
+            raise checkpoint.CheckpointError(
+                f"init_from {path} holds a '{saved_space.name}' supernet with {state['num_classes']} classes, but this "
+                f"run trains '{self.space.name}' with {self.data.num_classes}; set space (and data) to match it"
+            )
+        try:
+            net.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise checkpoint.CheckpointError(f"init_from {path} does not fit: {str(error)[:300]}") from None
 
     def _setup_teacher(self):
         return build_teacher(self.config.teacher, self.data.num_classes, self.ctx.device)
@@ -56,7 +73,14 @@ class TrainRecipe(TrainingEngine):
         sandwich = self.config.sandwich
         sync = distributed.all_reduce_mean if self.ctx.distributed else None
         alpha = (sandwich.alpha_min, sandwich.alpha_max, sandwich.alpha_clamp)
-        self.sandwich = SandwichStep(self.net, *alpha, groups=parameter_groups(self.net), sync=sync)
+        self.sandwich = SandwichStep(
+            self.net,
+            *alpha,
+            groups=parameter_groups(self.net),
+            sync=sync,
+            rule=self.config.projection.rule,
+            clip_grad=self.config.optim.clip_grad,
+        )
 
     def _compute_gradients(self, batches: list, epoch: int) -> StepResult:
         config = self.config

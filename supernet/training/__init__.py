@@ -7,6 +7,7 @@ from supernet.training.gradient_projection import (
     ProjectionMode,
     conflict_stats,
     project_gradients,
+    reference_combine,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "adaptive_alpha_divergence",
     "conflict_stats",
     "project_gradients",
+    "reference_combine",
 ]

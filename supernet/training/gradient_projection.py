@@ -4,7 +4,10 @@ g_s is the gradient of the largest subnet's loss and g_sub the summed gradient o
 both given as one entry per parameter tensor (None where a pass left the tensor without gradient). Where
 <g_s, g_sub> < 0 the largest subnet's gradient is projected on the normal plane of g_sub before the two are summed.
 
-Both public functions read the per-tensor inner products from a `GradientDots`. A caller who wants the projection and
+`reference_combine` is the reference code's variant of the same rule (see its docstring); the recipe option
+``projection.rule: reference`` selects it.
+
+The public functions read the per-tensor inner products from a `GradientDots`. A caller who wants the projection and
 the conflict statistics of the same step computes it once and passes it to both; otherwise each function computes it.
 Everything stays on the gradients' device: the projection makes no host synchronisation, the statistics make one.
 """
@@ -42,7 +45,8 @@ class GradientDots:
 
     @classmethod
     def compute(cls, largest: Sequence[Tensor | None], subnets: Sequence[Tensor | None]) -> GradientDots:
-        """Compute the inner products and squared norms in float32, without host synchronisation.
+        """Compute the inner products and squared norms in float32 (float64 gradients in float64, then rounded),
+        without host synchronisation.
 
         Args:
             largest: g_s per parameter tensor, None where the largest subnet gave no gradient.
@@ -157,6 +161,71 @@ def conflict_stats(
     )
 
 
+def reference_combine(
+    largest: Sequence[Tensor | None],
+    subnets: Sequence[Tensor | None],
+    units: Sequence[int],
+    project: bool,
+    dots: GradientDots | None = None,
+    max_scale: float = 2.0,
+    eps: float = 1e-6,
+) -> list[Tensor | None]:
+    """Combine the two gradients as the NASViT reference code's ``Constraint`` optimiser does.
+
+    With ``project``, each unit's g_sub is scaled by 1 + clamp(-<g_sub, g_s> / (eps + |g_sub|^2), 0, max_scale)
+    before g_s is added (the paper's projection of g_s, written on g_sub, plus the reference code's clamp and eps);
+    without, the two are summed. A unit is one tensor of the reference code: ``units`` gives the unit of every
+    tensor, and the inner products and norms are summed over a unit's tensors. Where a unit holds no subnet
+    gradient at all, its tensors get g_s twice (the reference hands the largest subnet's stored gradient back as the
+    gradient, then adds it once more); a tensor without g_sub in a unit that has some counts g_sub as zeros. A
+    unit without any g_s gets g_sub unchanged (the same tensor objects); a tensor without g_s in a unit that has some
+    counts g_s as zeros (its g_sub is scaled with the unit's). The inputs are not modified.
+
+    Args:
+        largest: g_s per parameter tensor, None where the largest subnet gave no gradient.
+        subnets: g_sub per parameter tensor, None where the other subnets gave no gradient.
+        units: Unit index per parameter tensor, in [0, number of units).
+        project: Scale g_sub as above; False sums the gradients.
+        dots: The `GradientDots` of these same gradients, if already computed.
+        max_scale: Upper clamp of the extra scale of g_sub (the reference: 2).
+        eps: Added to |g_sub|^2 of each unit (the reference: 1e-6).
+
+    Returns:
+        The combined gradient per parameter tensor, each with its input's shape.
+
+    Raises:
+        ValueError: If `units` differs in length from `largest`, the sequences differ in length, a pair differs in
+            shape, or `dots` has the wrong length.
+    """
+    if len(units) != len(largest):
+        raise ValueError(f"got {len(units)} unit indices for {len(largest)} gradient tensors; pass one per tensor")
+    has_subnet_gradient = [False] * (max(units, default=-1) + 1)
+    has_largest_gradient = list(has_subnet_gradient)
+    for unit, g_s, g_sub in zip(units, largest, subnets, strict=True):
+        has_subnet_gradient[unit] |= g_sub is not None
+        has_largest_gradient[unit] |= g_s is not None
+    scales: list[Tensor | None] = [None] * len(largest)
+    if project:
+        dots = _resolve_dots(largest, subnets, dots)
+        index = torch.tensor(list(units), device=dots.dot.device)  # (num_tensors,)
+        unit_dot = dots.dot.new_zeros(len(has_subnet_gradient)).index_add_(0, index, dots.dot)  # (num_units,)
+        unit_sq = dots.subnet_sq.new_zeros(len(has_subnet_gradient)).index_add_(0, index, dots.subnet_sq)
+        unit_scale = 1.0 + (-unit_dot / (eps + unit_sq)).clamp(0.0, max_scale)  # (num_units,)
+        scales = list(unit_scale[index].unbind(0))
+    else:
+        _check_pairs(largest, subnets)
+    combined = []
+    for g_s, g_sub, unit, scale in zip(largest, subnets, units, scales, strict=True):
+        if g_s is None:  # counted as zeros in a unit with some g_s (the reference scales the whole tensor)
+            keep = scale is None or g_sub is None or not has_largest_gradient[unit]
+            combined.append(g_sub if keep else g_sub * scale)
+        elif g_sub is None:
+            combined.append(g_s if has_subnet_gradient[unit] else g_s + g_s)
+        else:
+            combined.append(g_s + g_sub if scale is None else torch.addcmul(g_s, g_sub, scale))
+    return combined
+
+
 def _projection_coefficients(dots: GradientDots, mode: ProjectionMode) -> Tensor:
     """Coefficient c per tensor such that the projected g_s is g_s - c g_sub.
 
@@ -212,7 +281,7 @@ def _inner_products(largest: Sequence[Tensor | None], subnets: Sequence[Tensor |
         Inner products, shape (len(largest),).
     """
     dots = [
-        torch.dot(g_s.reshape(-1).float(), g_sub.reshape(-1).float()) if g_s is not None and g_sub is not None else zero
+        torch.dot(_wide(g_s), _wide(g_sub)).float() if g_s is not None and g_sub is not None else zero
         for g_s, g_sub in zip(largest, subnets, strict=True)
     ]
     return torch.stack(dots) if dots else zero.new_zeros(0)
@@ -228,8 +297,13 @@ def _squared_norms(grads: Sequence[Tensor | None], zero: Tensor) -> Tensor:
     Returns:
         Squared norms, shape (len(grads),).
     """
-    norms = [torch.linalg.vector_norm(g, dtype=torch.float32) if g is not None else zero for g in grads]
+    norms = [torch.linalg.vector_norm(_wide(g)).float() if g is not None else zero for g in grads]
     return torch.stack(norms).square() if norms else zero.new_zeros(0)
+
+
+def _wide(grad: Tensor) -> Tensor:
+    """``grad`` flattened, in float32 or wider (float64 stays float64)."""
+    return grad.reshape(-1).to(torch.promote_types(grad.dtype, torch.float32))
 
 
 def _check_pairs(largest: Sequence[Tensor | None], subnets: Sequence[Tensor | None]) -> None:

@@ -1,7 +1,9 @@
 """One sandwich-rule step (NASViT, Gong et al. 2022): largest subnet on the targets, the smallest and random subnets
 distilled from the largest, then the two gradients combined with gradient projection.
 
-The step fills ``parameter.grad`` and leaves clipping and the optimiser step to the caller.
+The step fills ``parameter.grad`` and leaves the optimiser step to the caller. With the paper's rule it leaves clipping
+to the caller too; with the reference code's rule (``rule="reference"``) it clips the smaller subnets' gradient itself,
+before the largest subnet's gradient is added, as the reference's training loop does.
 """
 
 from __future__ import annotations
@@ -10,17 +12,26 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from search_space import SubnetConfig
+from supernet.elastic import SwitchableScale
 from supernet.supernet import Supernet
 from supernet.training.alpha_divergence import adaptive_alpha_divergence
-from supernet.training.gradient_projection import ConflictStats, GradientDots, conflict_stats, project_gradients
+from supernet.training.gradient_projection import (
+    ConflictStats,
+    GradientDots,
+    conflict_stats,
+    project_gradients,
+    reference_combine,
+)
 from supernet.training.losses import soft_cross_entropy
 
 GradientSync = Callable[[list[Tensor | None]], list[Tensor | None]]
+CombineRule = Literal["paper", "reference"]
 
 
 def sample_subnets(net: Supernet, seed: int, step: int, num_random: int) -> list[tuple[str, SubnetConfig]]:
@@ -40,6 +51,7 @@ class StepResult:
     losses: dict[str, float]
     conflicts: ConflictStats | None
     finite: bool
+    clipped_norm: float | None = None  # set when the step clipped itself: the norm before clipping
 
 
 class SandwichStep:
@@ -50,6 +62,11 @@ class SandwichStep:
         alpha_min, alpha_max, alpha_clamp: the distillation loss's parameters.
         groups: stage name of each parameter of ``net.parameters()``, for the per-stage conflict rate.
         sync: reduces a list of gradients across processes (mean); identity when training on one.
+        rule: ``paper`` combines with :func:`project_gradients` and leaves clipping to the caller; ``reference``
+            clips the smaller subnets' summed gradient to ``clip_grad`` (global norm) and combines with
+            :func:`reference_combine`, each switchable scaling layer's vectors forming one unit (one tensor in the
+            reference code).
+        clip_grad: max global norm of the smaller subnets' gradient under the reference rule; None: no clipping.
     """
 
     def __init__(
@@ -60,12 +77,19 @@ class SandwichStep:
         alpha_clamp: float,
         groups: Sequence[str],
         sync: GradientSync | None = None,
+        rule: CombineRule = "paper",
+        clip_grad: float | None = None,
     ):
+        if rule not in ("paper", "reference"):
+            raise ValueError(f"rule={rule!r} is not 'paper' or 'reference'")
         self.net = net
         self.alpha = (alpha_min, alpha_max, alpha_clamp)
         self.params = [p for p in net.parameters()]
         self.groups = list(groups)
         self.sync = sync or (lambda grads: grads)
+        self.rule = rule
+        self.clip_grad = clip_grad
+        self.units = reference_units(net) if rule == "reference" else None
 
     def run(
         self,
@@ -80,8 +104,9 @@ class SandwichStep:
         """One optimiser step's gradients over ``micro_batches`` of (images (B, 3, S, S), soft targets (B, K)).
 
         ``subnets[0]`` is the largest; the others are distilled from it. Losses are divided by the number of
-        micro-batches, and ``scale_loss`` applies a grad scaler (identity without one). When any loss is
-        non-finite on any process the gradients are cleared and ``finite`` is False.
+        micro-batches, and ``scale_loss`` applies a grad scaler (identity without one; the reference rule clips, so
+        it needs unscaled gradients). When any loss is non-finite on any process the gradients are cleared and
+        ``finite`` is False. ``project`` False sums the gradients (the reference rule keeps its other details).
         """
         count = len(micro_batches)
         device = self.params[0].device
@@ -111,15 +136,18 @@ class SandwichStep:
         finite = self._all_finite(losses)
         if not finite:
             return StepResult(losses, None, False)
+        clipped_norm = _clip_(others, self.clip_grad) if self.rule == "reference" else None
         dots = GradientDots.compute(largest, others) if (project or measure_conflicts) else None
         stats = conflict_stats(largest, others, self.groups, dots) if measure_conflicts else None
-        if project:
+        if self.units is not None:
+            combined = reference_combine(largest, others, self.units, project, dots)
+        elif project:
             combined = project_gradients(largest, others, projection_mode, dots)
         else:
             combined = [_add(a, b) for a, b in zip(largest, others)]
         for param, grad in zip(self.params, combined):
             param.grad = grad
-        return StepResult(losses, stats, True)
+        return StepResult(losses, stats, True, clipped_norm)
 
     def _take_gradients(self) -> list[Tensor | None]:
         grads = [p.grad for p in self.params]
@@ -133,6 +161,20 @@ class SandwichStep:
         return bool(reduced.item() == 1.0)
 
 
+def _clip_(grads: list[Tensor | None], max_norm: float | None) -> float:
+    """Scale ``grads`` in place to a global L2 norm of at most ``max_norm`` (as ``clip_grad_norm_``); returns the
+    norm before clipping (None: measure only)."""
+    present = [g for g in grads if g is not None]
+    if not present:
+        return 0.0
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in present]))
+    if max_norm is not None:
+        factor = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        for grad in present:
+            grad.mul_(factor)
+    return float(norm)
+
+
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
     if a is None:
         return b
@@ -143,3 +185,15 @@ def parameter_groups(net: nn.Module) -> list[str]:
     """Stage name of every parameter of ``net`` (a ``Supernet``), in ``net.parameters()`` order."""
     mapping = net.stage_of_parameter()
     return [mapping[name] for name, _ in net.named_parameters()]
+
+
+def reference_units(net: nn.Module) -> list[int]:
+    """Unit index of every parameter of ``net`` in ``net.parameters()`` order, as the reference code holds them:
+    the vectors of one switchable scaling layer form one unit (there, rows of one (10, 8, C) tensor); every other
+    parameter is a unit of its own."""
+    owner = {}
+    for module_name, module in net.named_modules():
+        if isinstance(module, SwitchableScale):
+            owner.update({name: module_name for name, _ in module.named_parameters(prefix=module_name)})
+    index: dict[str, int] = {}
+    return [index.setdefault(owner.get(name, name), len(index)) for name, _ in net.named_parameters()]
