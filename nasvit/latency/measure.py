@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ from search_space import SubnetConfig
 from supernet import NASViT, optimize_for_inference
 
 logger = logging.getLogger(__name__)
-WIDE_SPREAD = 0.25  # (p90 - p10) / median above which a measurement is flagged as noisy
+WIDE_SPREAD = 0.5  # (p90 - p10) / median above which a measurement is flagged as noisy (sub-ms runs jitter 30-40%)
 
 
 @dataclass(frozen=True)
@@ -65,21 +66,32 @@ class LatencyStats:
 
 
 def busy_machine_warning(settings: LatencySettings) -> str | None:
-    """A warning when the machine already runs more than it has cores for (the 1-minute load average, which
-    does not yet count the timing about to start), so timings would read slow; None on a quiet machine or
-    where the load average is unknown."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
+    """A warning when other processes are running right now on more cores than timing leaves free, so timings would
+    read slow; None on a quiet machine or where that cannot be read.
+
+    On Linux it counts the runnable tasks of ``/proc/loadavg`` (an instant count, less this process), not the load
+    average, which lags by a minute and would blame the machine for this process's own work just before.
+    """
+    busy = _other_runnable_tasks()
+    if busy is None:
         return None
     cores = os.cpu_count() or 1
     threads = settings.threads or torch.get_num_threads()
-    if load + threads <= cores + 0.5:
+    if busy + threads <= cores:
         return None
     return (
-        f"the machine is busy (load average {load:.1f} on {cores} cores, timing with {threads} threads): latency "
+        f"the machine is busy ({busy} other runnable tasks on {cores} cores, timing with {threads} threads): latency "
         "will read slow and noisy; measure on a quiet machine for figures to compare"
     )
+
+
+def _other_runnable_tasks() -> int | None:
+    """Runnable tasks other than this one, from ``/proc/loadavg`` ("1.48 1.60 2.79 2/78 3414"); None elsewhere."""
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(running - 1, 0)
 
 
 def warn_if_noisy(stats: list[LatencyStats], what: str = "model") -> None:
