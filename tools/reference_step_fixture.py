@@ -35,7 +35,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from search_space import SearchSpace, SubnetConfig  # noqa: E402 - the repository root is on the path only now
+from nasvit.reference.subnet import to_reference  # noqa: E402 - the repository root is on the path only now
+from search_space import SearchSpace  # noqa: E402
 from supernet.training.sandwich import sample_subnets  # noqa: E402
 from tests import reference_step_setup as setup  # noqa: E402
 
@@ -101,17 +102,6 @@ def reference_name(name: str, space: SearchSpace) -> tuple[str, tuple[int, int] 
     if rest.startswith("attn.") and rest[5] in "qkv" and rest[6] == ".":
         return prefix + f"attn.{rest[5]}.linear." + rest[7:], None
     raise KeyError(f"no reference tensor for {name}")
-
-
-def reference_dict(cfg: SubnetConfig) -> dict:
-    """Our subnet in the reference's form: resolution, width[9], depth[7], kernel_size[7], expand_ratio[7]."""
-    return {
-        "resolution": cfg.resolution,
-        "width": [cfg.stem_width, *(s.width for s in cfg.stages), cfg.head_width],
-        "depth": [s.depth for s in cfg.stages],
-        "kernel_size": [s.kernel for s in cfg.stages],
-        "expand_ratio": [s.expand_ratio for s in cfg.stages],
-    }
 
 
 def import_reference(reference_dir: Path) -> types.ModuleType:
@@ -276,7 +266,7 @@ def main_cli(argv: list[str] | None = None) -> None:
     net = setup.filled_supernet(args.seed)
     images, *teachers = setup.batch(args.seed)
     subnets = [cfg for _, cfg in sample_subnets(net, args.seed, args.step, 2)]
-    dicts = [reference_dict(cfg) for cfg in subnets]
+    dicts = [to_reference(cfg) for cfg in subnets]
     names = [name for name, _ in net.named_parameters()]
     gradients: dict[str, torch.Tensor] = {}
     reference_step(main, reference_dir, copy.deepcopy(net), images, teachers, dicts, EPOCHS[0], {}, gradients)
