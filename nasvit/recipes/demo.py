@@ -1,7 +1,8 @@
 """``nasvit demo``: the whole pipeline on the embedded digits with the demo space, on a laptop CPU.
 
-Train the supernet, build a latency table of the space on this machine, search three budgets (MACs,
-parameters, latency), export the best subnet of each (verified), then measure each distinct export's CPU
+Train the supernet, build a latency table of the space on this machine, search three budgets (MACs and
+parameters in one search, latency in another, so that the cost budgets' subnets do not depend on the
+machine's timings), export the best subnet of each (verified), then measure each distinct export's CPU
 latency (interleaved, with its spread) and validation top-1. Everything goes under one run directory; a rerun
 reuses the stages that finished (training resumes from its checkpoints, the table and the search from their
 files, exports are kept).
@@ -9,6 +10,7 @@ files, exports are kept).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -17,6 +19,7 @@ from typing import Any
 
 import torch
 
+from evolve import parse_budget
 from nasvit import checkpoint, run_directory
 from nasvit.config import load_config
 from nasvit.data import build_data
@@ -42,7 +45,7 @@ DEMO_LATENCY = LatencySettings(threads=1, warmup=5, repeats=20)
 
 class DemoRecipe:
     """Train, build a latency table, search, export and measure under ``out_dir`` (``train/``,
-    ``latency_table.json``, ``search/``, ``export/<budget>/``, ``summary.json``).
+    ``latency_table.json``, ``search/``, ``search-latency/``, ``export/<budget>/``, ``summary.json``).
 
     Args:
         out_dir: the run directory.
@@ -76,18 +79,37 @@ class DemoRecipe:
         space = load_space(self.train_config.space)
         build_lut(space, space.resolutions, self.latency, self.out / LUT_FILE, progress=False)
         _stage("3/5 search the budgets", search_dir)
-        resume = (search_dir / run_directory.MANIFEST).exists() or (search_dir / "candidates.jsonl").exists()
-        SearchRecipe(self.search_config, latest, search_dir, resume=resume).run()
+        best_by_label: dict[str, dict[str, Any]] = {}
+        for directory, config in self._searches(search_dir):
+            resume = (directory / run_directory.MANIFEST).exists() or (directory / "candidates.jsonl").exists()
+            SearchRecipe(config, latest, directory, resume=resume).run()
+            best_by_label.update((e["budget"], e) for e in json.loads((directory / "best.json").read_text())["budgets"])
+        best = [best_by_label[parse_budget(b).label] for b in self.search_config.evolve.budgets]
         _stage("4/5 export the best subnet of each budget", self.out / "export")
         state = checkpoint.load(latest)
         space = parse_space(state["space"])
-        best = json.loads((search_dir / "best.json").read_text())["budgets"]
         exports = {e["budget"]: self._export(state, latest, space, e) for e in best if _met(e)}
         _stage("5/5 measure latency and validation accuracy", self.out)
         table = LatencyTable.load(self.out / LUT_FILE, space)
         rows = self._measure(best, exports, build_data(self.train_config.data), table)
         (self.out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
         return rows
+
+    def _searches(self, search_dir: Path) -> list[tuple[Path, SearchRunConfig]]:
+        """The cost budgets' search in ``search/`` and the latency budgets' in ``search-latency/``: a latency budget
+        samples by timings of this machine, so sharing a search with it would make the cost budgets' subnets
+        depend on the machine too."""
+        config = self.search_config
+        budgets = [parse_budget(b) for b in config.evolve.budgets]
+        groups = [
+            (search_dir, [b.label for b in budgets if not b.is_latency]),
+            (search_dir.with_name(f"{search_dir.name}-latency"), [b.label for b in budgets if b.is_latency]),
+        ]
+        return [
+            (directory, dataclasses.replace(config, evolve=dataclasses.replace(config.evolve, budgets=labels)))
+            for directory, labels in groups
+            if labels
+        ]
 
     def _export(self, state: dict[str, Any], path: Path, space, entry: dict[str, Any]) -> Path:
         directory = self.out / "export" / _slug(entry["budget"])
