@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evolve import Budget, Candidate
+from nasvit.atomic_json import write_json_atomic
 from nasvit.latency.measure import LatencyStats, inference_model, measure_modules_interleaved, warn_if_noisy
 from nasvit.latency.settings import LatencySettings
 
@@ -176,6 +176,4 @@ def record_budget_checks(best_path: Path, checks: list[BudgetCheck], objective: 
         if check.replaced:
             chosen = check.chosen.candidate
             entry.update(subnet=chosen.key, metrics=dict(chosen.metrics), costs=dict(chosen.costs))
-    temporary = best_path.with_name(f".{best_path.name}.tmp")
-    temporary.write_text(json.dumps(best, indent=2) + "\n")
-    os.replace(temporary, best_path)
+    write_json_atomic(best_path, best)

@@ -18,7 +18,6 @@ import dataclasses
 import itertools
 import json
 import math
-import os
 import platform
 import random
 from collections.abc import Iterable, Iterator
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from nasvit.atomic_json import write_json_atomic
 from nasvit.errors import NasvitError
 from nasvit.latency.measure import (
     LatencySettings,
@@ -382,13 +382,8 @@ class LatencyTable:
 
     def save(self, path: str | Path) -> None:
         """Write the table to ``path`` atomically (a temporary file, then a rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
         payload = {**self.header.to_dict(), "calibration": self.calibration, "entries": self.entries}
-        temporary.write_text(json.dumps(payload, indent=1) + "\n")
-        os.replace(temporary, path)
-        self.path = path
+        self.path = write_json_atomic(path, payload, indent=1)
 
     # ------------------------------------------------------------------------------------- prediction
     def block_ms(self, plan: AnyPlan) -> float:

@@ -126,9 +126,10 @@ class DemoRecipe:
     ) -> list[dict[str, Any]]:
         """One row per budget; each distinct exported subnet is timed once (all of them interleaved, at one
         thread as the table was) and evaluated once, so a subnet two budgets share shows one latency."""
+        descriptions = {budget: read_description(directory) for budget, directory in exports.items()}
         distinct: dict[str, Path] = {}
-        for directory in exports.values():
-            distinct.setdefault(read_description(directory)["subnet"], directory)
+        for budget, directory in exports.items():
+            distinct.setdefault(descriptions[budget]["subnet"], directory)
         models = {subnet: load_model(directory, inference=True) for subnet, directory in distinct.items()}
         predicted = {subnet: table.predict(model.subnet_config) for subnet, model in models.items()}
         shapes = [(self.latency.batch_size, 3, m.resolution, m.resolution) for m in models.values()]
@@ -143,7 +144,7 @@ class DemoRecipe:
                 rows.append({"budget": entry["budget"], "met": False, "latency_check": entry.get("latency_check")})
                 continue
             directory = exports[entry["budget"]]
-            description = read_description(directory)
+            description = descriptions[entry["budget"]]
             subnet, costs, timing = description["subnet"], description["costs"], timings[description["subnet"]]
             rows.append(
                 {
