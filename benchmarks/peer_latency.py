@@ -40,7 +40,7 @@ from torch import nn
 
 from nasvit.errors import NasvitError
 from nasvit.latency import inference_model
-from nasvit.latency.lut import LatencyTable, device_name
+from nasvit.latency.table import LatencyTable, device_name
 from search_space import SearchSpace, SubnetConfig, format_count, load_space
 
 PEERS = (("mobilenetv3_large_100", 217e6, 200e6), ("levit_128s", 305e6, 300e6), ("efficientnet_b0", 390e6, 400e6))

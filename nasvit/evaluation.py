@@ -13,7 +13,7 @@ from search_space import SubnetConfig
 from supernet import Supernet, recalibrate_bn
 
 
-def calibrate(net: Supernet, cfg: SubnetConfig, calibration: Sequence[tuple[Tensor, Tensor]]) -> None:
+def select_and_recalibrate(net: Supernet, cfg: SubnetConfig, calibration: Sequence[tuple[Tensor, Tensor]]) -> None:
     """Select ``cfg`` and re-estimate its BN statistics on the ``calibration`` batches."""
     net.set_active_subnet(cfg)
     recalibrate_bn(net, calibration)
@@ -53,8 +53,8 @@ def evaluate_subnet(
     autocast: Callable[[], object] = nullcontext,
     reduce: bool = True,
 ) -> dict[str, float]:
-    """:func:`calibrate` then :func:`accuracy`; the supernet is left in eval mode with ``cfg`` active."""
-    calibrate(net, cfg, calibration)
+    """:func:`select_and_recalibrate` then :func:`accuracy`; the supernet is left in eval mode with ``cfg`` active."""
+    select_and_recalibrate(net, cfg, calibration)
     return accuracy(net, batches, autocast, reduce)
 
 

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from nasvit.errors import NasvitError
-from nasvit.evaluation import accuracy, calibrate
+from nasvit.evaluation import accuracy, select_and_recalibrate
 from search_space import SearchSpace, SubnetConfig
 from supernet import Supernet
 
@@ -47,7 +47,7 @@ class SupernetEvaluator:
         results = []
         for cfg in cfgs:
             start = time.perf_counter()
-            calibrate(self.net, cfg, self.calibration)
+            select_and_recalibrate(self.net, cfg, self.calibration)
             middle = time.perf_counter()
             result = accuracy(self.net, self.batches, self.autocast)
             self.seconds["calibration"] += middle - start

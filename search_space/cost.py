@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from search_space.plan import HeadPlan, MBConvPlan, StemPlan, TransformerPlan
+from search_space.plan import HeadPlan, MBConvPlan, PartPlan, StemPlan, TransformerPlan, walk_parts
+from search_space.spec import SpaceDefinition
+from search_space.subnet import SubnetConfig
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,45 @@ def head_cost(plan: HeadPlan) -> Cost:
 
 def block_cost(plan: MBConvPlan | TransformerPlan) -> Cost:
     return mbconv_cost(plan) if isinstance(plan, MBConvPlan) else transformer_cost(plan)
+
+
+def part_cost(plans: tuple[PartPlan, ...]) -> Cost:
+    """Summed cost of the plans of one part of a subnet (the stem, a stage's blocks or the head)."""
+    total = ZERO
+    for plan in plans:
+        if isinstance(plan, StemPlan):
+            total += stem_cost(plan)
+        elif isinstance(plan, HeadPlan):
+            total += head_cost(plan)
+        else:
+            total += block_cost(plan)
+    return total
+
+
+def _part_figures(plans: tuple[PartPlan, ...]) -> tuple[int, int, int]:
+    cost = part_cost(plans)
+    return cost.macs, cost.params, cost.activations
+
+
+class CostModel:
+    """Costs of the subnets of one space, each part costed once per signature (see
+    :func:`~search_space.plan.walk_parts`): tens of thousands of subnets a second."""
+
+    def __init__(self, space: SpaceDefinition):
+        self.space = space
+        self._memo: dict = {}  # part signature -> ((macs, params, activations), output width, output side)
+
+    def cost(self, cfg: SubnetConfig, num_classes: int | None = None) -> Cost:
+        """MACs, parameters and activations of ``cfg`` per image (``num_classes`` defaults to the space's)."""
+        return Cost(*map(sum, zip(*walk_parts(cfg, _part_figures, self._memo, num_classes))))
+
+
+_MODELS: dict[int, CostModel] = {}  # id(space) -> its model; the model holds the space, so the id stays its own
+
+
+def cost_model(space: SpaceDefinition) -> CostModel:
+    """The one :class:`CostModel` of this space object, made on first use and kept for the process."""
+    model = _MODELS.get(id(space))
+    if model is None:
+        model = _MODELS[id(space)] = CostModel(space)
+    return model

@@ -12,6 +12,7 @@ from search_space.arithmetic import conv_out_size, window_grid
 from search_space.errors import SpaceError, did_you_mean
 from search_space.space import SearchSpace
 from search_space.spec import HeadSpec, NormKind, ScaleLayout, StageKind, StageSpec, StemSpec, TransformerSpec
+from search_space.subnet import SubnetConfig, space_name_of, subnet_dict
 
 ACTIVATIONS = ("swish", "relu", "hswish", "gelu")
 RESIZE_MODES = ("nearest", "bilinear", "bicubic")
@@ -92,6 +93,19 @@ def load_space(name_or_path: str | os.PathLike) -> SearchSpace:
             raise SpaceError(f"not valid YAML: {error}", source=str(path)) from None
         _CACHE[key] = parse_space(data, source=str(path))
     return _CACHE[key]
+
+
+def load_subnet(subnet: str | dict[str, Any]) -> SubnetConfig:
+    """A subnet string (``str(cfg)``), dict (``cfg.to_dict()``) or its JSON text, with the shipped space it names
+    loaded by name.
+
+    Raises:
+        SpaceError: an unknown space, or what :meth:`SubnetConfig.from_string` / ``from_dict`` raise.
+    """
+    if isinstance(subnet, str) and not subnet.lstrip().startswith("{"):
+        return SubnetConfig.from_string(subnet, load_space(space_name_of(subnet)))
+    data = subnet_dict(subnet)
+    return SubnetConfig.from_dict(data, load_space(data["space"]))
 
 
 def space_file(name_or_path: str) -> Path:

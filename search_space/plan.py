@@ -1,21 +1,22 @@
 """Concrete block-by-block layout of a subnet: channel counts, kernel sizes and feature-map sides.
 
-The one place where a :class:`SubnetConfig` turns into layer shapes. The cost model sums over it and
-the torch static models are built from it, so the two cannot disagree.
+The one place where a :class:`SubnetConfig` turns into layer shapes, and the one walk over a subnet's parts
+(:func:`walk_parts`: the stem, each stage, the head, threading width and map side from one to the next). The cost
+model and the latency table sum per-part values over that walk, and the torch modules are built from its plans,
+so none of them can disagree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 from search_space.arithmetic import conv_out_size, expanded_channels, squeeze_channels, window_grid
-from search_space.spec import ScaleLayout, StageSpec
-from search_space.subnet import StageChoice
+from search_space.spec import ScaleLayout, SpaceDefinition, StageSpec
+from search_space.subnet import StageChoice, SubnetConfig
 
-if TYPE_CHECKING:
-    from search_space.space import SearchSpace
-    from search_space.subnet import SubnetConfig
+PartValue = TypeVar("PartValue")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class HeadPlan:
 
 
 BlockPlan = MBConvPlan | TransformerPlan
+PartPlan = StemPlan | BlockPlan | HeadPlan  # anything one module of a network is built from
 
 
 @dataclass(frozen=True)
@@ -115,26 +117,60 @@ class SubnetPlan:
 
 def plan_subnet(cfg: SubnetConfig, num_classes: int | None = None) -> SubnetPlan:
     """Lay out ``cfg`` block by block (``num_classes`` defaults to the space's)."""
+    stem, *stages, head = walk_parts(cfg, lambda blocks: blocks, {}, num_classes)
+    return SubnetPlan(cfg.resolution, stem[0], tuple(stages), head[0])
+
+
+def walk_parts(
+    cfg: SubnetConfig,
+    part_value: Callable[[tuple[PartPlan, ...]], PartValue],
+    memo: dict,
+    num_classes: int | None = None,
+) -> list[PartValue]:
+    """``part_value`` of the stem's plan, of each stage's block plans and of the head's plan, in that order.
+
+    Each part is laid out and valued once per signature (the part, its input width and map side, its choice and
+    for the head the class count) and kept in ``memo``, so walking many subnets of one space with one memo is
+    fast. A memo must serve one space and one ``part_value``.
+    """
     space = cfg.space
-    stem_size = conv_out_size(cfg.resolution, space.stem.kernel, space.stem.stride)
-    stem = StemPlan(space.in_channels, cfg.stem_width, space.stem.kernel, space.stem.stride, cfg.resolution, stem_size)
-    stages = []
-    channels, size = cfg.stem_width, stem_size
+    classes = space.num_classes if num_classes is None else num_classes
+    width, resolution = cfg.stem_width, cfg.resolution
+    value, channels, size = _part(memo, ("stem", width, resolution), part_value, stem_plan, space, width, resolution)
+    values = [value]
     for index, choice in enumerate(cfg.stages):
-        blocks = plan_stage(space, index, choice, channels, size)
-        stages.append(blocks)
-        channels, size = choice.width, block_out_size(blocks[-1])
-    head = HeadPlan(
-        in_channels=channels,
-        expand_channels=channels * space.head.expand_ratio,
-        width=cfg.head_width,
-        num_classes=space.num_classes if num_classes is None else num_classes,
-        size=size,
-    )
-    return SubnetPlan(cfg.resolution, stem, tuple(stages), head)
+        key = (index, choice, channels, size)
+        value, channels, size = _part(memo, key, part_value, plan_stage, space, index, choice, channels, size)
+        values.append(value)
+    key = ("head", channels, cfg.head_width, size, classes)
+    values.append(_part(memo, key, part_value, head_plan, space, channels, cfg.head_width, size, classes)[0])
+    return values
 
 
-def plan_stage(space: SearchSpace, index: int, choice: StageChoice, in_channels: int, in_size: int) -> tuple:
+def _part(memo: dict, key: tuple, part_value: Callable, layout: Callable, *args) -> tuple:
+    """``(part_value(blocks), output width, output side)`` of the part ``layout(*args)``, from ``memo`` if there."""
+    entry = memo.get(key)
+    if entry is None:
+        blocks = layout(*args)
+        blocks = blocks if isinstance(blocks, tuple) else (blocks,)
+        entry = memo[key] = (part_value(blocks), *part_output(blocks[-1]))
+    return entry
+
+
+def stem_plan(space: SpaceDefinition, width: int, resolution: int) -> StemPlan:
+    """The stem of output width ``width`` on ``resolution`` px images."""
+    out_size = conv_out_size(resolution, space.stem.kernel, space.stem.stride)
+    return StemPlan(space.in_channels, width, space.stem.kernel, space.stem.stride, resolution, out_size)
+
+
+def head_plan(space: SpaceDefinition, in_channels: int, width: int, size: int, num_classes: int) -> HeadPlan:
+    """The head of width ``width`` on a (in_channels, size, size) map."""
+    return HeadPlan(in_channels, in_channels * space.head.expand_ratio, width, num_classes, size)
+
+
+def plan_stage(
+    space: SpaceDefinition, index: int, choice: StageChoice, in_channels: int, in_size: int
+) -> tuple[BlockPlan, ...]:
     """Blocks of stage ``index`` for ``choice`` on a (in_channels, in_size, in_size) input."""
     spec: StageSpec = space.stages[index]
     blocks: list[BlockPlan] = []
@@ -149,7 +185,9 @@ def plan_stage(space: SearchSpace, index: int, choice: StageChoice, in_channels:
     return tuple(blocks)
 
 
-def _mbconv_plan(space: SearchSpace, spec: StageSpec, choice: StageChoice, in_channels: int, size: int, stride: int):
+def _mbconv_plan(
+    space: SpaceDefinition, spec: StageSpec, choice: StageChoice, in_channels: int, size: int, stride: int
+):
     expand = choice.expand_ratio != 1
     mid = expanded_channels(in_channels, choice.expand_ratio, space.channel_divisor) if expand else in_channels
     se = squeeze_channels(mid, space.se_reduction, space.channel_divisor) if spec.se else 0
@@ -166,7 +204,7 @@ def _mbconv_plan(space: SearchSpace, spec: StageSpec, choice: StageChoice, in_ch
     )
 
 
-def _transformer_plan(space: SearchSpace, index: int, choice: StageChoice, size: int) -> TransformerPlan:
+def _transformer_plan(space: SpaceDefinition, index: int, choice: StageChoice, size: int) -> TransformerPlan:
     options = space.transformer
     rows, cols = window_grid(choice.windows)
     return TransformerPlan(
@@ -186,7 +224,7 @@ def _transformer_plan(space: SearchSpace, index: int, choice: StageChoice, size:
     )
 
 
-def scale_key(space: SearchSpace, index: int, choice: StageChoice, size: int) -> str:
+def scale_key(space: SpaceDefinition, index: int, choice: StageChoice, size: int) -> str:
     """Name of the switchable-scale vector used by a transformer block of stage ``index``.
 
     ``per_choice``: one per (stage depth, width), ``d{depth}_w{width}``. ``reference``: the reference
@@ -197,6 +235,10 @@ def scale_key(space: SearchSpace, index: int, choice: StageChoice, size: int) ->
     return f"d{choice.depth}_w{choice.width}"
 
 
-def block_out_size(block: BlockPlan) -> int:
-    """Side of the feature map a block outputs."""
-    return block.out_size if isinstance(block, MBConvPlan) else block.size
+def part_output(plan: PartPlan) -> tuple[int, int]:
+    """Width and side of the feature map a stem, block or head plan outputs (a head: its width, side 1)."""
+    if isinstance(plan, (StemPlan, MBConvPlan)):
+        return plan.out_channels, plan.out_size
+    if isinstance(plan, HeadPlan):
+        return plan.width, 1
+    return plan.channels, plan.size

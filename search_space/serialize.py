@@ -6,10 +6,10 @@ import hashlib
 import json
 from typing import Any
 
-from search_space.space import SearchSpace
+from search_space.spec import SpaceDefinition
 
 
-def space_to_dict(space: SearchSpace) -> dict[str, Any]:
+def space_to_dict(space: SpaceDefinition) -> dict[str, Any]:
     """The YAML mapping ``parse_space`` builds ``space`` from: ``parse_space(space_to_dict(s)) == s``."""
     stages = []
     for stage in space.stages:
@@ -58,7 +58,7 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
     }
 
 
-def space_fingerprint(space: SearchSpace) -> str:
+def space_fingerprint(space: SpaceDefinition) -> str:
     """Short hash of everything in a space's definition but its description."""
     definition = {k: v for k, v in space_to_dict(space).items() if k != "description"}
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from search_space.arithmetic import conv_out_size
-from search_space.cost import COST_METRICS, ZERO, Cost, block_cost, head_cost, stem_cost
+from search_space.cost import COST_METRICS, Cost, cost_model, part_cost
 from search_space.errors import SpaceError
-from search_space.plan import HeadPlan, StemPlan, block_out_size, plan_stage, plan_subnet
-from search_space.spec import HeadSpec, StageSpec, StemSpec, TransformerSpec
-from search_space.subnet import StageChoice, SubnetConfig
+from search_space.plan import walk_parts
+from search_space.spec import SpaceDefinition
+from search_space.subnet import StageChoice, SubnetConfig, subnet_problems
 
 CostBounds = tuple[float | None, float | None]
 
@@ -30,24 +29,9 @@ class Gene:
 
 
 @dataclass(frozen=True)
-class SearchSpace:
-    """A search space loaded from ``configs/space/*.yaml`` (see :func:`search_space.load_space`)."""
-
-    name: str
-    description: str = field(compare=False)  # prose: two spaces that differ only here are the same space
-    in_channels: int
-    num_classes: int
-    resolutions: tuple[int, ...]
-    resize_mode: str
-    activation: str
-    channel_divisor: int
-    se_reduction: int
-    stem: StemSpec
-    stages: tuple[StageSpec, ...]
-    head: HeadSpec
-    transformer: TransformerSpec
-    source: str = field(default="", compare=False)
-    _part_costs: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
+class SearchSpace(SpaceDefinition):
+    """A search space loaded from ``configs/space/*.yaml`` (see :func:`search_space.load_space`): its definition
+    (:class:`~search_space.spec.SpaceDefinition`) and what a search does with it."""
 
     # ----------------------------------------------------------------------------------- genes
     @property
@@ -174,82 +158,21 @@ class SearchSpace:
     # ---------------------------------------------------------------------------------- checks
     def check(self, cfg: SubnetConfig) -> list[str]:
         """Every value of ``cfg`` that this space does not allow, as messages (empty when valid)."""
-        problems = []
-        _check_value(problems, "resolution", cfg.resolution, self.resolutions)
-        _check_value(problems, "stem: width", cfg.stem_width, self.stem.widths)
-        if len(cfg.stages) != len(self.stages):
-            names = [s.name for s in self.stages]
-            return [*problems, f"expected {len(self.stages)} stages {names}, got {len(cfg.stages)}"]
-        for spec, choice in zip(self.stages, cfg.stages):
-            where = f"stage {spec.name}"
-            _check_value(problems, f"{where}: width", choice.width, spec.widths)
-            _check_value(problems, f"{where}: depth", choice.depth, spec.depths)
-            _check_value(problems, f"{where}: kernel", choice.kernel, spec.kernels)
-            _check_value(problems, f"{where}: expand ratio", choice.expand_ratio, spec.expand_ratios)
-            _check_value(problems, f"{where}: mlp ratio", choice.mlp_ratio, spec.mlp_ratios)
-            _check_value(problems, f"{where}: windows", choice.windows, spec.windows)
-        _check_value(problems, "head: width", cfg.head_width, self.head.widths)
-        return problems
-
-    # ------------------------------------------------------------------------------- geometry
-    def stage_sizes(self, resolution: int) -> tuple[int, ...]:
-        """Output side of each stage at ``resolution`` (independent of the kernel choice)."""
-        size = conv_out_size(resolution, self.stem.kernel, self.stem.stride)
-        sizes = []
-        for stage in self.stages:
-            size = conv_out_size(size, stage.kernels[0], stage.stride)
-            sizes.append(size)
-        return tuple(sizes)
-
-    def position_bias_size(self, index: int) -> int:
-        """Side R of the relative-position table of stage ``index``: fixed by the file or the largest map."""
-        fixed = self.transformer.position_bias_size
-        return fixed if fixed is not None else max(self.stage_sizes(r)[index] for r in self.resolutions)
+        return subnet_problems(cfg)
 
     # ----------------------------------------------------------------------------------- costs
     def cost(self, cfg: SubnetConfig, num_classes: int | None = None) -> Cost:
         """MACs, parameters and activations of ``cfg`` per image (see :mod:`search_space.cost`).
 
-        The stem, each stage and the head are costed once per distinct (part, input width, choice,
-        input size) and memoised, so costing many subnets is fast.
+        Each part (the stem, a stage, the head) is costed once per signature and memoised, so costing many
+        subnets is fast.
         """
-        memo = self._part_costs
-        key = ("stem", cfg.stem_width, cfg.resolution)
-        part = memo.get(key) or memo.setdefault(key, self._stem_part(cfg.stem_width, cfg.resolution))
-        macs, params, activations, size = part
-        channels = cfg.stem_width
-        for index, choice in enumerate(cfg.stages):
-            key = (index, choice, channels, size)
-            part = memo.get(key) or memo.setdefault(key, self._stage_part(index, choice, channels, size))
-            macs, params, activations, size = macs + part[0], params + part[1], activations + part[2], part[3]
-            channels = choice.width
-        classes = self.num_classes if num_classes is None else num_classes
-        key = ("head", channels, cfg.head_width, size, classes)
-        part = memo.get(key) or memo.setdefault(key, self._head_part(channels, cfg.head_width, size, classes))
-        return Cost(macs + part[0], params + part[1], activations + part[2])
+        return cost_model(cfg.space).cost(cfg, num_classes)
 
     def cost_breakdown(self, cfg: SubnetConfig, num_classes: int | None = None) -> dict[str, Cost]:
         """Cost per part: ``stem``, each stage name, ``head``; the values add up to :meth:`cost`."""
-        plan = plan_subnet(cfg, num_classes)
-        parts = {"stem": stem_cost(plan.stem)}
-        for spec, blocks in zip(self.stages, plan.stages):
-            parts[spec.name] = sum((block_cost(b) for b in blocks), ZERO)
-        parts["head"] = head_cost(plan.head)
-        return parts
-
-    def _stem_part(self, width: int, resolution: int) -> tuple[int, int, int, int]:
-        out_size = conv_out_size(resolution, self.stem.kernel, self.stem.stride)
-        cost = stem_cost(StemPlan(self.in_channels, width, self.stem.kernel, self.stem.stride, resolution, out_size))
-        return cost.macs, cost.params, cost.activations, out_size
-
-    def _stage_part(self, index: int, choice: StageChoice, channels: int, size: int) -> tuple[int, int, int, int]:
-        blocks = plan_stage(self, index, choice, channels, size)
-        cost = sum((block_cost(b) for b in blocks), ZERO)
-        return cost.macs, cost.params, cost.activations, block_out_size(blocks[-1])
-
-    def _head_part(self, channels: int, width: int, size: int, classes: int) -> tuple[int, int, int, int]:
-        cost = head_cost(HeadPlan(channels, channels * self.head.expand_ratio, width, classes, size))
-        return cost.macs, cost.params, cost.activations, size
+        stem, *stages, head = walk_parts(cfg, part_cost, {}, num_classes)
+        return {"stem": stem, **{spec.name: cost for spec, cost in zip(self.stages, stages)}, "head": head}
 
 
 def within(cost: Cost, bounds: dict[str, CostBounds]) -> bool:
@@ -259,13 +182,6 @@ def within(cost: Cost, bounds: dict[str, CostBounds]) -> bool:
         if (low is not None and value < low) or (high is not None and value > high):
             return False
     return True
-
-
-def _check_value(problems: list[str], where: str, value, allowed) -> None:
-    if type(value) is not int:  # 32.0 == 32 and True == 1 would pass the membership test
-        problems.append(f"{where} {value!r} is not a whole number; use one of {list(allowed)}")
-    elif value not in allowed:
-        problems.append(f"{where} {value} is not one of {list(allowed)}")
 
 
 def _fmt(value: float) -> str:

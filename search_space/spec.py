@@ -2,12 +2,16 @@
 
 Everything that shapes a network lives here and comes from a YAML file in ``configs/space/``
 (see :mod:`search_space.loader`); constructors of torch modules read it from these objects.
+:class:`SpaceDefinition` is the whole file as values and the geometry it implies;
+:class:`~search_space.space.SearchSpace` adds what is done with it (genes, sampling, costs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+
+from search_space.arithmetic import conv_out_size
 
 
 class StageKind(str, Enum):
@@ -120,3 +124,50 @@ class TransformerSpec:
     scale_init: float
     position_bias_size: int | None
     norm_eps: float
+
+
+@dataclass(frozen=True)
+class SpaceDefinition:
+    """What one search-space file defines: the input, the stem, the stages with their choice lists, the head and
+    the transformer switches, plus the feature-map geometry that follows from them.
+
+    Attributes:
+        name: the space's name (``nasvit``, ``tiny``, ...).
+        description: prose; two spaces that differ only here are the same space.
+        in_channels, num_classes: image channels and classifier size.
+        resolutions: input resolution choices, ascending.
+        resize_mode: how inputs of another size are resized (``nearest``, ``bilinear``, ``bicubic``).
+        activation: activation of every block (``swish``, ``relu``, ``hswish``, ``gelu``).
+        channel_divisor, se_reduction: rounding of expanded widths and the squeeze-excite reduction.
+        stem, stages, head, transformer: the parts, as typed specs.
+        source: the file it was read from (not part of its identity).
+    """
+
+    name: str
+    description: str = field(compare=False)
+    in_channels: int
+    num_classes: int
+    resolutions: tuple[int, ...]
+    resize_mode: str
+    activation: str
+    channel_divisor: int
+    se_reduction: int
+    stem: StemSpec
+    stages: tuple[StageSpec, ...]
+    head: HeadSpec
+    transformer: TransformerSpec
+    source: str = field(default="", compare=False)
+
+    def stage_sizes(self, resolution: int) -> tuple[int, ...]:
+        """Output side of each stage at ``resolution`` (independent of the kernel choice)."""
+        size = conv_out_size(resolution, self.stem.kernel, self.stem.stride)
+        sizes = []
+        for stage in self.stages:
+            size = conv_out_size(size, stage.kernels[0], stage.stride)
+            sizes.append(size)
+        return tuple(sizes)
+
+    def position_bias_size(self, index: int) -> int:
+        """Side R of the relative-position table of stage ``index``: fixed by the file or the largest map."""
+        fixed = self.transformer.position_bias_size
+        return fixed if fixed is not None else max(self.stage_sizes(r)[index] for r in self.resolutions)

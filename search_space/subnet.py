@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from search_space.errors import SpaceError
-
-if TYPE_CHECKING:
-    from search_space.space import SearchSpace
+from search_space.spec import SpaceDefinition, StageSpec
 
 _STAGE_FIELDS = (("w", "width"), ("d", "depth"), ("k", "kernel"), ("e", "expand_ratio"))
 _TRANSFORMER_FIELDS = (("m", "mlp_ratio"), ("win", "windows"))
@@ -39,16 +37,17 @@ class StageChoice:
 
 @dataclass(frozen=True)
 class SubnetConfig:
-    """A subnet of a search space.
+    """A subnet of a search space: a value, validated against its space when made; it never reads a file.
 
     Construct through :class:`~search_space.space.SearchSpace` (``max_subnet``, ``sample``, ...),
-    :meth:`from_string` or :meth:`from_dict`; direct construction validates against ``space`` too.
+    :meth:`from_string` or :meth:`from_dict` (or :func:`search_space.load_subnet`, which loads the space the
+    string names); direct construction validates against ``space`` too.
 
     Raises:
         SpaceError: listing every value that is not allowed by the space.
     """
 
-    space: SearchSpace = field(compare=False, repr=False)
+    space: SpaceDefinition = field(compare=False, repr=False)
     resolution: int
     stem_width: int
     stages: tuple[StageChoice, ...]
@@ -58,7 +57,7 @@ class SubnetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "space_name", self.space.name)
         object.__setattr__(self, "stages", tuple(self.stages))
-        problems = self.space.check(self)
+        problems = subnet_problems(self)
         if problems:
             raise SpaceError(problems, source=f"subnet of space '{self.space.name}'")
 
@@ -102,12 +101,12 @@ class SubnetConfig:
         return SubnetConfig(self.space, **values)
 
     @classmethod
-    def from_string(cls, text: str, space: SearchSpace | str | None = None) -> SubnetConfig:
+    def from_string(cls, text: str, space: SpaceDefinition) -> SubnetConfig:
         """Parse the one-line form written by ``str(cfg)``.
 
         Args:
             text: the subnet string.
-            space: the space to validate against; by default the one named in the string is loaded.
+            space: the space to validate against; it must be the one the string names.
 
         Raises:
             SpaceError: malformed string, or values not allowed by the space.
@@ -118,7 +117,7 @@ class SubnetConfig:
                 f"malformed subnet string {text!r}: expected 'SPACE:rRES:stemW:<stage tokens>:headW' "
                 "(print one with: nasvit flops --space SPACE --arch max)"
             )
-        space = _resolve_space(tokens[0], space)
+        _check_space_name(tokens[0], space)
         stage_tokens = tokens[3:-1]
         problems = []
         resolution = _int_after(tokens[1], "r", problems)
@@ -133,21 +132,14 @@ class SubnetConfig:
         return cls(space, resolution=resolution, stem_width=stem_width, stages=stages, head_width=head_width)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], space: SearchSpace | str | None = None) -> SubnetConfig:
-        """Inverse of :meth:`to_dict`; also accepts a JSON string.
+    def from_dict(cls, data: dict[str, Any] | str, space: SpaceDefinition) -> SubnetConfig:
+        """Inverse of :meth:`to_dict`; also accepts a JSON string. ``space`` must be the one ``data`` names.
 
         Raises:
             SpaceError: missing or unknown keys, or values not allowed by the space.
         """
-        if isinstance(data, str):
-            data = json.loads(data)
-        required = {"space", "resolution", "stem_width", "stages", "head_width"}
-        missing, unknown = sorted(required - set(data)), sorted(set(data) - required)
-        if missing or unknown:
-            raise SpaceError(
-                f"subnet dict: missing keys {missing}, unknown keys {unknown}; expected {sorted(required)}"
-            )
-        space = _resolve_space(data["space"], space)
+        data = subnet_dict(data)
+        _check_space_name(data["space"], space)
         names = [spec.name for spec in space.stages]
         if list(data["stages"]) != names:
             raise SpaceError(f"subnet dict: expected stages {names} in that order, got {list(data['stages'])}")
@@ -167,16 +159,56 @@ class SubnetConfig:
         )
 
 
-def _resolve_space(name: str, space: SearchSpace | str | None) -> SearchSpace:
-    from search_space.loader import load_space
+def subnet_dict(data: dict[str, Any] | str) -> dict[str, Any]:
+    """``data`` (a dict or its JSON text) checked to have exactly the keys of :meth:`SubnetConfig.to_dict`.
 
-    if space is None:
-        return load_space(name)
-    if isinstance(space, str):
-        space = load_space(space)
+    Raises:
+        SpaceError: missing or unknown keys.
+    """
+    if isinstance(data, str):
+        data = json.loads(data)
+    required = {"space", "resolution", "stem_width", "stages", "head_width"}
+    missing, unknown = sorted(required - set(data)), sorted(set(data) - required)
+    if missing or unknown:
+        raise SpaceError(f"subnet dict: missing keys {missing}, unknown keys {unknown}; expected {sorted(required)}")
+    return data
+
+
+def space_name_of(text: str) -> str:
+    """The space a subnet string names (its first token)."""
+    return text.strip().split(":", 1)[0]
+
+
+def subnet_problems(cfg: SubnetConfig) -> list[str]:
+    """Every value of ``cfg`` that its space does not allow, as messages (empty when valid)."""
+    space, problems = cfg.space, []
+    _check_value(problems, "resolution", cfg.resolution, space.resolutions)
+    _check_value(problems, "stem: width", cfg.stem_width, space.stem.widths)
+    if len(cfg.stages) != len(space.stages):
+        names = [s.name for s in space.stages]
+        return [*problems, f"expected {len(space.stages)} stages {names}, got {len(cfg.stages)}"]
+    for spec, choice in zip(space.stages, cfg.stages):
+        where = f"stage {spec.name}"
+        _check_value(problems, f"{where}: width", choice.width, spec.widths)
+        _check_value(problems, f"{where}: depth", choice.depth, spec.depths)
+        _check_value(problems, f"{where}: kernel", choice.kernel, spec.kernels)
+        _check_value(problems, f"{where}: expand ratio", choice.expand_ratio, spec.expand_ratios)
+        _check_value(problems, f"{where}: mlp ratio", choice.mlp_ratio, spec.mlp_ratios)
+        _check_value(problems, f"{where}: windows", choice.windows, spec.windows)
+    _check_value(problems, "head: width", cfg.head_width, space.head.widths)
+    return problems
+
+
+def _check_value(problems: list[str], where: str, value, allowed) -> None:
+    if type(value) is not int:  # 32.0 == 32 and True == 1 would pass the membership test
+        problems.append(f"{where} {value!r} is not a whole number; use one of {list(allowed)}")
+    elif value not in allowed:
+        problems.append(f"{where} {value} is not one of {list(allowed)}")
+
+
+def _check_space_name(name: str, space: SpaceDefinition) -> None:
     if space.name != name:
         raise SpaceError(f"subnet belongs to space '{name}', not to '{space.name}'; load space '{name}' instead")
-    return space
 
 
 def _int_after(token: str, prefix: str, problems: list[str]) -> int:
@@ -186,7 +218,7 @@ def _int_after(token: str, prefix: str, problems: list[str]) -> int:
     return -1
 
 
-def _parse_stage(token: str, spec) -> StageChoice:
+def _parse_stage(token: str, spec: StageSpec) -> StageChoice:
     match = _STAGE_TOKEN.match(token)
     fields = _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())
     if match is None:
@@ -198,6 +230,6 @@ def _parse_stage(token: str, spec) -> StageChoice:
     return StageChoice(**{attr: int(values[key]) for key, attr in fields})
 
 
-def _example_token(spec) -> str:
+def _example_token(spec: StageSpec) -> str:
     text = f"{spec.name}-w{spec.widths[0]}-d{spec.depths[0]}-k{spec.kernels[0]}-e{spec.expand_ratios[0]}"
     return text + (f"-m{spec.mlp_ratios[0]}-win{spec.windows[0]}" if spec.is_transformer else "")

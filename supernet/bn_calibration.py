@@ -7,6 +7,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
 
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor | tuple | list]) -> int:
@@ -25,7 +27,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor | tuple | list]) -
     Raises:
         ValueError: ``batches`` was empty (the statistics would be left reset).
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
     modes = {m: m.training for m in model.modules()}
     momenta = [bn.momentum for bn in norms]
     device = next(model.parameters()).device

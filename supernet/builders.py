@@ -1,57 +1,31 @@
-"""Build stems, blocks and heads from sizes; called with elastic ops at maximum sizes by the supernet and
-with standard layers at one subnet's sizes by the static model.
+"""The module tree of a stem, block or head: built from its plan, and set to a plan when it is elastic.
 
-The options only a static model sets (``in_channels`` of the stem, ``drop_path`` of a block, ``dropout`` of the
-head) default to the space's values and to no stochastic depth, which is what the supernet builds.
+The same builders make a supernet (elastic ops, sized by the plans of the largest subnet) and a static model
+(standard layers at one subnet's plans); the ``activate_*`` functions then set a supernet's elastic modules to the
+plans of one subnet. This is the one file that knows which layer of a block holds which size.
+
+The options only a static model sets (``drop_path`` of a block, ``dropout`` of the head) default to no stochastic
+depth and the space's dropout, which is what the supernet builds.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from timm.layers import DropPath
 from torch import nn
 
 from search_space import SearchSpace
+from search_space.arithmetic import window_grid
+from search_space.plan import BlockPlan, HeadPlan, MBConvPlan, StemPlan, TransformerPlan
+from search_space.spec import NormKind, ScaleLayout
 from supernet.blocks import MBConv, TalkingHeadAttention, TransformerBlock
 from supernet.layers import ConvBnAct, MBPoolHead, Mlp, Shortcut, SqueezeExcite, make_activation
 
 
-@dataclass(frozen=True)
-class MBConvSizes:
-    """Sizes an MBConv block is built with (the largest of all choices, for a supernet)."""
-
-    in_channels: int
-    mid_channels: int
-    out_channels: int
-    kernel: int
-    stride: int
-    expand: bool
-    se_channels: int
-    shortcut_conv: bool
-
-
-@dataclass(frozen=True)
-class TransformerSizes:
-    """Sizes a transformer block is built with (the largest of all choices, for a supernet).
-
-    ``window`` is the window token grid of a static block; ``grid`` the window layout (rows x cols of windows).
-    """
-
-    channels: int
-    value_channels: int
-    mlp_hidden: int
-    window: tuple[int, int]
-    grid: tuple[int, int]
-    table_size: int
-    scale_keys: tuple[str, ...]
-
-
-def build_stem(ops, space: SearchSpace, out_channels: int, in_channels: int | None = None) -> ConvBnAct:
-    """Conv-BN-act on the images; ``in_channels`` defaults to the space's."""
-    in_channels = space.in_channels if in_channels is None else in_channels
-    conv = ops.conv(in_channels, out_channels, space.stem.kernel, space.stem.stride)
-    return ops.conv_bn_act(conv, ops.batch_norm(out_channels), make_activation(space.activation))
+# ---------------------------------------------------------------------------------------------------- build
+def build_stem(ops, space: SearchSpace, plan: StemPlan) -> ConvBnAct:
+    """Conv-BN-act on the images: (B, plan.in_channels, S, S) -> (B, plan.out_channels, S', S')."""
+    conv = ops.conv(plan.in_channels, plan.out_channels, plan.kernel, plan.stride)
+    return ops.conv_bn_act(conv, ops.batch_norm(plan.out_channels), make_activation(space.activation))
 
 
 def make_drop_path(rate: float) -> nn.Module:
@@ -59,78 +33,141 @@ def make_drop_path(rate: float) -> nn.Module:
     return DropPath(rate) if rate > 0 else nn.Identity()
 
 
-def build_mbconv(ops, space: SearchSpace, sizes: MBConvSizes, drop_path: float = 0.0) -> MBConv:
-    """MBConv block; ``drop_path`` applies only when the shortcut is the identity (stride 1, equal widths)."""
+def build_block(ops, space: SearchSpace, plan: BlockPlan, drop_path: float = 0.0) -> MBConv | TransformerBlock:
+    """The MBConv or transformer block of ``plan``, as a static model holds it."""
+    if isinstance(plan, MBConvPlan):
+        return build_mbconv(ops, space, plan, drop_path)
+    return build_transformer(ops, space, plan, drop_path)
+
+
+def build_mbconv(
+    ops, space: SearchSpace, plan: MBConvPlan, drop_path: float = 0.0, shortcut_conv: bool | None = None
+) -> MBConv:
+    """MBConv block; ``drop_path`` applies only when the shortcut is the identity (stride 1, equal widths).
+
+    ``shortcut_conv`` (default: ``plan.shortcut_conv``) says whether the shortcut holds a 1x1 conv; a supernet's
+    first block of a stage holds one whenever any of its width choices differ.
+    """
     act = space.activation
-    mid = sizes.mid_channels
+    mid = plan.mid_channels
     expand = nn.Identity()
-    if sizes.expand:
-        conv = ops.conv(sizes.in_channels, mid, 1)
+    if plan.expand:
+        conv = ops.conv(plan.in_channels, mid, 1)
         expand = ops.optional_conv_bn_act(conv, ops.batch_norm(mid), make_activation(act))
     depthwise = ops.conv_bn_act(
-        ops.conv(mid, mid, sizes.kernel, sizes.stride, depthwise=True), ops.batch_norm(mid), make_activation(act)
+        ops.conv(mid, mid, plan.kernel, plan.stride, depthwise=True), ops.batch_norm(mid), make_activation(act)
     )
     se = nn.Identity()
-    if sizes.se_channels:
-        se = SqueezeExcite(
-            ops.conv(mid, sizes.se_channels, 1, bias=True), ops.conv(sizes.se_channels, mid, 1, bias=True)
-        )
-    project = ops.conv_bn_act(ops.conv(mid, sizes.out_channels, 1), ops.batch_norm(sizes.out_channels), nn.Identity())
-    shortcut_conv = ops.shortcut_conv(sizes.in_channels, sizes.out_channels) if sizes.shortcut_conv else None
-    identity_shortcut = sizes.stride == 1 and shortcut_conv is None
-    drop = make_drop_path(drop_path if identity_shortcut else 0.0)
-    return MBConv(expand, depthwise, se, project, Shortcut(sizes.stride, shortcut_conv), drop)
+    if plan.se_channels:
+        se = SqueezeExcite(ops.conv(mid, plan.se_channels, 1, bias=True), ops.conv(plan.se_channels, mid, 1, bias=True))
+    project = ops.conv_bn_act(ops.conv(mid, plan.out_channels, 1), ops.batch_norm(plan.out_channels), nn.Identity())
+    with_conv = plan.shortcut_conv if shortcut_conv is None else shortcut_conv
+    conv = ops.shortcut_conv(plan.in_channels, plan.out_channels) if with_conv else None
+    drop = make_drop_path(drop_path if plan.stride == 1 and conv is None else 0.0)
+    return MBConv(expand, depthwise, se, project, Shortcut(plan.stride, conv), drop)
 
 
-def build_transformer(ops, space: SearchSpace, sizes: TransformerSizes, drop_path: float = 0.0) -> TransformerBlock:
-    """NASViT transformer block; ``drop_path`` applies to its attention and both MLP branches."""
+def build_transformer(
+    ops, space: SearchSpace, plan: TransformerPlan, drop_path: float = 0.0, scale_keys: tuple[str, ...] = ()
+) -> TransformerBlock:
+    """NASViT transformer block; ``drop_path`` applies to its attention and both MLP branches.
+
+    ``scale_keys`` (default: ``plan.scale_key`` alone) are the settings its switchable scaling layers hold a vector
+    for; a supernet's block holds one per setting any subnet gives it.
+    """
     options = space.transformer
-    c, heads = sizes.channels, sizes.channels // options.head_dim
-    over_tokens = options.norm.value == "token_channel"
-    reference_factor = options.scale_layout.value == "reference"
+    c, heads = plan.channels, plan.heads
     attn = TalkingHeadAttention(
         q=ops.linear(c, c),
         k=ops.linear(c, c),
-        v=ops.linear(c, sizes.value_channels),
-        v_conv=ops.conv(sizes.value_channels, sizes.value_channels, options.v_dwconv_kernel, depthwise=True),
-        position_bias=ops.position_bias(sizes.window, sizes.table_size, heads),
+        v=ops.linear(c, plan.value_channels),
+        v_conv=ops.conv(plan.value_channels, plan.value_channels, plan.value_kernel, depthwise=True),
+        position_bias=ops.position_bias((plan.window_rows, plan.window_cols), plan.position_bias_size, heads),
         talk_pre=ops.head_mix(heads, heads),
         talk_post=ops.head_mix(heads, heads),
         act=make_activation(space.activation),
-        proj=ops.linear(sizes.value_channels, c),
-        head_dim=options.head_dim,
-        grid=sizes.grid,
+        proj=ops.linear(plan.value_channels, c),
+        head_dim=plan.head_dim,
+        grid=window_grid(plan.windows),
     )
+    keys = list(scale_keys or (plan.scale_key,))
+    reference_factor = options.scale_layout is ScaleLayout.REFERENCE
 
     def mlp() -> Mlp:
-        hidden = sizes.mlp_hidden
-        dwconv = ops.conv(hidden, hidden, 3, depthwise=True) if options.mlp_dwconv else None
+        hidden = plan.mlp_hidden
+        dwconv = ops.conv(hidden, hidden, 3, depthwise=True) if plan.mlp_dwconv else None
         return Mlp(ops.linear(c, hidden), make_activation(space.activation), dwconv, ops.linear(hidden, c))
 
     def norm() -> nn.Module:
-        return ops.layer_norm(c, options.norm_eps, over_tokens)
+        return ops.layer_norm(c, options.norm_eps, options.norm is NormKind.TOKEN_CHANNEL)
 
     def scale() -> nn.Module:
-        return ops.scale(c, list(sizes.scale_keys), options.scale_init, reference_factor)
+        return ops.scale(c, keys, options.scale_init, reference_factor)
 
     return TransformerBlock(norm(), attn, norm(), mlp(), norm(), mlp(), scale(), scale(), make_drop_path(drop_path))
 
 
-def build_head(
-    ops, space: SearchSpace, in_channels: int, width: int, num_classes: int, dropout: float | None = None
-) -> MBPoolHead:
-    """MBPool head; ``num_classes=0`` gives an identity classifier (pooled features), ``dropout`` defaults to the
-    space's."""
-    expand_channels = in_channels * space.head.expand_ratio
+def build_head(ops, space: SearchSpace, plan: HeadPlan, dropout: float | None = None) -> MBPoolHead:
+    """MBPool head, (B, plan.in_channels, s, s) -> (B, plan.num_classes); ``num_classes=0`` gives an identity
+    classifier (pooled features), ``dropout`` defaults to the space's."""
     act = space.activation
     expand = ops.conv_bn_act(
-        ops.conv(in_channels, expand_channels, 1), ops.batch_norm(expand_channels), make_activation(act)
+        ops.conv(plan.in_channels, plan.expand_channels, 1),
+        ops.batch_norm(plan.expand_channels),
+        make_activation(act),
     )
-    mix = ops.conv(expand_channels, width, 1)
+    mix = ops.conv(plan.expand_channels, plan.width, 1)
     dropout = space.head.dropout if dropout is None else dropout
-    return MBPoolHead(expand, mix, make_activation(act), dropout, make_classifier(ops, width, num_classes))
+    return MBPoolHead(expand, mix, make_activation(act), dropout, make_classifier(ops, plan.width, plan.num_classes))
 
 
 def make_classifier(ops, width: int, num_classes: int) -> nn.Module:
     """The head's last linear, (B, width) -> (B, num_classes); ``nn.Identity`` for ``num_classes=0``."""
     return ops.linear(width, num_classes) if num_classes > 0 else nn.Identity()
+
+
+# ------------------------------------------------------------------------------------------------- activate
+def activate_stem(stem: ConvBnAct, plan: StemPlan) -> None:
+    """Set an elastic stem to ``plan``."""
+    stem.conv.active_out_channels = plan.out_channels
+
+
+def activate_block(block: MBConv | TransformerBlock, plan: BlockPlan) -> None:
+    """Set an elastic block to ``plan`` (an MBConv plan for an MBConv block, a transformer plan otherwise)."""
+    if isinstance(plan, MBConvPlan):
+        _activate_mbconv(block, plan)
+    else:
+        _activate_transformer(block, plan)
+
+
+def activate_head(head: MBPoolHead, plan: HeadPlan) -> None:
+    """Set an elastic head to ``plan``."""
+    head.expand.conv.active_out_channels = plan.expand_channels
+    head.mix.active_out_channels = plan.width
+
+
+def _activate_mbconv(block: MBConv, plan: MBConvPlan) -> None:
+    if not isinstance(block.expand, nn.Identity):
+        block.expand.active = plan.expand
+        block.expand.conv.active_out_channels = plan.mid_channels
+    block.depthwise.conv.active_kernel = plan.kernel
+    if not isinstance(block.se, nn.Identity):
+        block.se.reduce.active_out_channels = plan.se_channels
+        block.se.expand.active_out_channels = plan.mid_channels
+    block.project.conv.active_out_channels = plan.out_channels
+    if block.shortcut.conv is not None:
+        block.shortcut.conv.active_out_channels = plan.out_channels
+
+
+def _activate_transformer(block: TransformerBlock, plan: TransformerPlan) -> None:
+    attn = block.attn
+    attn.q.active_out_features = attn.k.active_out_features = plan.channels
+    attn.v.active_out_features = plan.value_channels
+    attn.talk_pre.active_out_features = attn.talk_post.active_out_features = plan.heads
+    attn.proj.active_out_features = plan.channels
+    attn.position_bias.set_window(plan.window_rows, plan.window_cols, plan.heads)
+    attn.grid_rows, attn.grid_cols = window_grid(plan.windows)
+    for mlp in (block.mlp1, block.mlp2):
+        mlp.fc1.active_out_features = plan.mlp_hidden
+        mlp.fc2.active_out_features = plan.channels
+    block.scale_attn.active_key = block.scale_mlp.active_key = plan.scale_key

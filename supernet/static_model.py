@@ -17,6 +17,7 @@ the input's size.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,18 +26,8 @@ from timm.layers import calculate_drop_path_rates
 from timm.models import checkpoint_seq
 from torch import Tensor, nn
 
-from search_space import SearchSpace, SubnetConfig, SubnetPlan, plan_subnet
-from search_space.arithmetic import window_grid
-from search_space.plan import MBConvPlan, TransformerPlan
-from supernet.builders import (
-    MBConvSizes,
-    TransformerSizes,
-    build_head,
-    build_mbconv,
-    build_stem,
-    build_transformer,
-    make_classifier,
-)
+from search_space import SubnetConfig, SubnetPlan, plan_subnet
+from supernet.builders import build_block, build_head, build_stem, make_classifier
 from supernet.init import init_weights
 from supernet.layers import LayerScale, RelativePositionBias, resize_input
 from supernet.ops import StaticOps
@@ -60,7 +51,7 @@ class NASViT(nn.Module):
             in training only. 0 (the default) builds no drop-path layer at all.
 
     Attributes:
-        subnet: the subnet string (``SubnetConfig.from_string(model.subnet)`` rebuilds the config, which
+        subnet: the subnet string (``search_space.load_subnet(model.subnet)`` rebuilds the config, which
             ``subnet_config`` holds).
         cost: analytical MACs, params and activations of this subnet with this classifier.
         feature_info: one dict per feature map (stem, then each stage): ``num_chs``, ``reduction``, ``module``.
@@ -88,14 +79,15 @@ class NASViT(nn.Module):
         _check_rate("drop_path_rate", drop_path_rate)
         plan = plan_subnet(cfg, num_classes)
         self.in_chans: int = space.in_channels if in_chans is None else in_chans
-        self.stem = build_stem(StaticOps, space, plan.stem.out_channels, self.in_chans)
+        self.stem = build_stem(StaticOps, space, dataclasses.replace(plan.stem, in_channels=self.in_chans))
         rates = iter(calculate_drop_path_rates(drop_path_rate, sum(len(blocks) for blocks in plan.stages)))  # per block
         self.stages = nn.ModuleList(
-            nn.Sequential(*(_build_block(space, block, next(rates)) for block in blocks)) for blocks in plan.stages
+            nn.Sequential(*(build_block(StaticOps, space, block, next(rates)) for block in blocks))
+            for blocks in plan.stages
         )
         self.drop_rate: float = space.head.dropout if drop_rate is None else drop_rate
         head = plan.head
-        self.head = build_head(StaticOps, space, head.in_channels, head.width, head.num_classes, self.drop_rate)
+        self.head = build_head(StaticOps, space, head, self.drop_rate)
         self._cfg = cfg  # TorchScript skips this attribute: scripted models keep the string form only
         self.subnet: str = str(cfg)
         self.resolution: int = cfg.resolution
@@ -289,28 +281,3 @@ def _take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
             f"pass indices in [{-count}, {count - 1}]"
         )
     return taken
-
-
-def _build_block(space: SearchSpace, plan: MBConvPlan | TransformerPlan, drop_path: float = 0.0) -> nn.Module:
-    if isinstance(plan, MBConvPlan):
-        sizes = MBConvSizes(
-            in_channels=plan.in_channels,
-            mid_channels=plan.mid_channels,
-            out_channels=plan.out_channels,
-            kernel=plan.kernel,
-            stride=plan.stride,
-            expand=plan.expand,
-            se_channels=plan.se_channels,
-            shortcut_conv=plan.shortcut_conv,
-        )
-        return build_mbconv(StaticOps, space, sizes, drop_path)
-    sizes = TransformerSizes(
-        channels=plan.channels,
-        value_channels=plan.value_channels,
-        mlp_hidden=plan.mlp_hidden,
-        window=(plan.window_rows, plan.window_cols),
-        grid=window_grid(plan.windows),
-        table_size=plan.position_bias_size,
-        scale_keys=(plan.scale_key,),
-    )
-    return build_transformer(StaticOps, space, sizes, drop_path)

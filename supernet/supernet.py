@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
 from torch import Tensor, nn
 
 from search_space import SearchSpace, SpaceError, StageChoice, SubnetConfig, plan_subnet
-from search_space.arithmetic import expanded_channels, squeeze_channels, window_grid
-from search_space.plan import MBConvPlan, SubnetPlan, TransformerPlan, scale_key
-from search_space.spec import StageSpec
-from supernet.blocks import MBConv, TransformerBlock
-from supernet.builders import MBConvSizes, TransformerSizes, build_head, build_mbconv, build_stem, build_transformer
+from search_space.arithmetic import expanded_channels, squeeze_channels
+from search_space.plan import BlockPlan, MBConvPlan, SubnetPlan, scale_key
+from supernet.builders import (
+    activate_block,
+    activate_head,
+    activate_stem,
+    build_head,
+    build_mbconv,
+    build_stem,
+    build_transformer,
+)
 from supernet.elastic import ElasticRelativePositionBias, SwitchableScale
 from supernet.init import init_weights
 from supernet.layers import resize_input
@@ -39,20 +46,17 @@ class Supernet(nn.Module):
         super().__init__()
         self.space = space
         self.num_classes = space.num_classes if num_classes is None else num_classes
-        self.stem = build_stem(ElasticOps, space, max(space.stem.widths))
-        stages, in_widths = [], space.stem.widths
-        for index, spec in enumerate(space.stages):
-            blocks = []
-            for position in range(max(spec.depths)):
-                if spec.is_transformer and position > 0:
-                    blocks.append(build_transformer(ElasticOps, space, _transformer_sizes(space, index, position)))
-                else:
-                    widths = in_widths if position == 0 else spec.widths
-                    blocks.append(build_mbconv(ElasticOps, space, _mbconv_sizes(space, spec, widths, position)))
-            stages.append(nn.ModuleList(blocks))
-            in_widths = spec.widths
+        largest = plan_subnet(space.max_subnet(), self.num_classes)  # elastic layers hold its sizes
+        self.stem = build_stem(ElasticOps, space, largest.stem)
+        in_widths = space.stem.widths
+        stages = []
+        for index, block_plans in enumerate(largest.stages):
+            stages.append(
+                nn.ModuleList(_largest_block(space, index, in_widths, p, i) for i, p in enumerate(block_plans))
+            )
+            in_widths = space.stages[index].widths
         self.stages = nn.ModuleList(stages)
-        self.head = build_head(ElasticOps, space, max(in_widths), max(space.head.widths), self.num_classes)
+        self.head = build_head(ElasticOps, space, largest.head)
         init_weights(self)
         self.set_active_subnet(space.max_subnet())
 
@@ -68,15 +72,11 @@ class Supernet(nn.Module):
                 f"build the subnet with this supernet's space (Supernet.space)"
             )
         plan = plan_subnet(cfg, self.num_classes)
-        self.stem.conv.active_out_channels = plan.stem.out_channels
+        activate_stem(self.stem, plan.stem)
         for blocks, block_plans in zip(self.stages, plan.stages):
             for block, block_plan in zip(blocks, block_plans):
-                if isinstance(block_plan, MBConvPlan):
-                    _activate_mbconv(block, block_plan)
-                else:
-                    _activate_transformer(block, block_plan)
-        self.head.expand.conv.active_out_channels = plan.head.expand_channels
-        self.head.mix.active_out_channels = plan.head.width
+                activate_block(block, block_plan)
+        activate_head(self.head, plan.head)
         self.active_subnet: SubnetConfig = cfg
         self.active_plan: SubnetPlan = plan
         self.active_depths: tuple[int, ...] = tuple(len(blocks) for blocks in plan.stages)
@@ -117,23 +117,27 @@ class Supernet(nn.Module):
         return mapping
 
 
-def _mbconv_sizes(space: SearchSpace, spec: StageSpec, in_widths: tuple[int, ...], position: int) -> MBConvSizes:
-    mids = [
-        expanded_channels(w, t, space.channel_divisor) if t != 1 else w for w in in_widths for t in spec.expand_ratios
-    ]
-    return MBConvSizes(
-        in_channels=max(in_widths),
-        mid_channels=max(mids),
-        out_channels=max(spec.widths),
-        kernel=max(spec.kernels),
-        stride=spec.stride if position == 0 else 1,
-        expand=any(t != 1 for t in spec.expand_ratios),
-        se_channels=max(squeeze_channels(m, space.se_reduction, space.channel_divisor) for m in mids) if spec.se else 0,
-        shortcut_conv=position == 0 and any(a != b for a in in_widths for b in spec.widths),
-    )
+def _largest_block(space: SearchSpace, index: int, in_widths: tuple[int, ...], plan: BlockPlan, position: int):
+    """Block ``position`` of stage ``index`` with elastic ops, holding the largest weights of every choice.
+
+    ``plan`` is the block in the largest subnet; the widths its input can have (``in_widths`` for the stage's first
+    block) decide the widest expansion and squeeze-excite, whether a shortcut conv is needed, and for a transformer
+    block which switchable-scale settings occur.
+    """
+    spec = space.stages[index]
+    if not isinstance(plan, MBConvPlan):
+        return build_transformer(ElasticOps, space, plan, scale_keys=_scale_keys(space, index, position))
+    widths = in_widths if position == 0 else spec.widths
+    ratios = spec.expand_ratios
+    mids = [expanded_channels(w, t, space.channel_divisor) if t != 1 else w for w in widths for t in ratios]
+    se = max(squeeze_channels(m, space.se_reduction, space.channel_divisor) for m in mids) if spec.se else 0
+    widest = dataclasses.replace(plan, mid_channels=max(mids), expand=any(t != 1 for t in ratios), se_channels=se)
+    shortcut_conv = position == 0 and any(a != b for a in widths for b in spec.widths)
+    return build_mbconv(ElasticOps, space, widest, shortcut_conv=shortcut_conv)
 
 
-def _transformer_sizes(space: SearchSpace, index: int, position: int) -> TransformerSizes:
+def _scale_keys(space: SearchSpace, index: int, position: int) -> tuple[str, ...]:
+    """Every switchable-scale setting block ``position`` of transformer stage ``index`` runs in some subnet."""
     spec = space.stages[index]
     sizes = {space.stage_sizes(r)[index] for r in space.resolutions}
     keys = {
@@ -143,43 +147,7 @@ def _transformer_sizes(space: SearchSpace, index: int, position: int) -> Transfo
         if depth > position
         for size in sizes
     }
-    table_size = space.position_bias_size(index)
-    return TransformerSizes(
-        channels=max(spec.widths),
-        value_channels=max(spec.widths) * space.transformer.v_expansion,
-        mlp_hidden=max(w * r for w in spec.widths for r in spec.mlp_ratios),
-        window=(table_size, table_size),
-        grid=(1, 1),
-        table_size=table_size,
-        scale_keys=tuple(sorted(keys)),
-    )
-
-
-def _activate_mbconv(block: MBConv, plan: MBConvPlan) -> None:
-    if not isinstance(block.expand, nn.Identity):
-        block.expand.active = plan.expand
-        block.expand.conv.active_out_channels = plan.mid_channels
-    block.depthwise.conv.active_kernel = plan.kernel
-    if not isinstance(block.se, nn.Identity):
-        block.se.reduce.active_out_channels = plan.se_channels
-        block.se.expand.active_out_channels = plan.mid_channels
-    block.project.conv.active_out_channels = plan.out_channels
-    if block.shortcut.conv is not None:
-        block.shortcut.conv.active_out_channels = plan.out_channels
-
-
-def _activate_transformer(block: TransformerBlock, plan: TransformerPlan) -> None:
-    attn = block.attn
-    attn.q.active_out_features = attn.k.active_out_features = plan.channels
-    attn.v.active_out_features = plan.value_channels
-    attn.talk_pre.active_out_features = attn.talk_post.active_out_features = plan.heads
-    attn.proj.active_out_features = plan.channels
-    attn.position_bias.set_window(plan.window_rows, plan.window_cols, plan.heads)
-    attn.grid_rows, attn.grid_cols = window_grid(plan.windows)
-    for mlp in (block.mlp1, block.mlp2):
-        mlp.fc1.active_out_features = plan.mlp_hidden
-        mlp.fc2.active_out_features = plan.channels
-    block.scale_attn.active_key = block.scale_mlp.active_key = plan.scale_key
+    return tuple(sorted(keys))
 
 
 def exported_state(supernet: Supernet, static: NASViT, keep_vars: bool = False) -> dict[str, Tensor]:

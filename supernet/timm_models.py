@@ -31,7 +31,7 @@ from timm.data import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_
 from timm.models import FeatureDictNet, PretrainedCfg, build_model_with_cfg, register_model
 from torch import nn
 
-from search_space import SubnetConfig, parse_space
+from search_space import SubnetConfig, load_subnet, parse_space
 from supernet.static_model import NASViT
 
 SUBNET_FILE, WEIGHTS_FILE = "subnet.json", "model.safetensors"  # the files of an export directory
@@ -157,7 +157,7 @@ def _source(subnet: str | None, export_dir: str | os.PathLike | None) -> tuple[S
         raise ValueError(
             "nasvit_subnet needs subnet='<subnet string>' (random init) or export_dir=<directory of nasvit export>"
         )
-    cfg = SubnetConfig.from_string(subnet)
+    cfg = load_subnet(subnet)
     return cfg, subnet_pretrained_cfg(cfg)
 
 

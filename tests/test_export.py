@@ -16,7 +16,7 @@ from nasvit.cli import main
 from nasvit.config import load_config
 from nasvit.export import export_subnet
 from nasvit.latency import LatencySettings
-from nasvit.latency.lut import LatencyTable
+from nasvit.latency.table import LatencyTable
 from nasvit.recipes.demo import SUMMARY_KEYS, DemoRecipe
 from nasvit.recipes.train import TrainRecipe
 from nasvit.train_config import TrainConfig

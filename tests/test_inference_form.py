@@ -8,9 +8,9 @@ import pytest
 import torch
 from supernet_helpers import images, randomize
 
-from nasvit.latency import LatencySettings, LatencyStats
-from nasvit.latency import lut as lut_module
-from nasvit.latency.lut import block_input_shape, block_module, enumerate_blocks, static_block
+from nasvit.latency import LatencySettings, LatencyStats, block_timing
+from nasvit.latency.block_timing import block_input_shape, block_module, static_block
+from nasvit.latency.table_build import enumerate_blocks
 from search_space import load_space
 from search_space.plan import HeadPlan, MBConvPlan, StemPlan, TransformerPlan
 from supernet import NASViT, Supernet, optimize_for_inference
@@ -105,8 +105,8 @@ def test_latency_table_feeds_blocks_channels_last_inputs_after_the_stem(monkeypa
         seen.extend(zip(modules, memory_formats, strict=True))
         return [LatencyStats(1.0, 1.0, 1.0, 1)] * len(modules)
 
-    monkeypatch.setattr(lut_module, "measure_modules_interleaved", spy)
+    monkeypatch.setattr(block_timing, "measure_modules_interleaved", spy)
     plans = one_plan_of_each_kind(space)
-    assert lut_module.time_blocks(space, plans, LatencySettings()) == [1.0] * 4
+    assert block_timing.time_blocks(space, plans, LatencySettings()) == [1.0] * 4
     assert [layout for _, layout in seen] == [torch.contiguous_format] + [torch.channels_last] * 3
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for module, _ in seen for m in module.modules())

@@ -16,9 +16,10 @@ import torch
 from nasvit.commands import latency as latency_command
 from nasvit.errors import NasvitError
 from nasvit.latency import LatencySettings, LatencyStats
-from nasvit.latency import lut as lut_module
-from nasvit.latency.lut import LatencyTable, block_count, block_key, build_lut, enumerate_blocks, nonnegative_fit
+from nasvit.latency import table_build as lut_build
 from nasvit.latency.report import average_ranks, linear_fit, mape, pearson, score, spearman
+from nasvit.latency.table import LatencyTable, block_count, block_key
+from nasvit.latency.table_build import build_lut, enumerate_blocks, nonnegative_fit
 from search_space import load_space, parse_space, plan_subnet, space_to_dict
 from search_space.plan import TransformerPlan
 
@@ -64,7 +65,7 @@ def counting_timer(monkeypatch):
         calls.extend(plans)
         return [1.0] * len(plans)
 
-    monkeypatch.setattr(lut_module, "time_blocks", fake)
+    monkeypatch.setattr(lut_build, "time_blocks", fake)
     return calls
 
 
@@ -132,10 +133,10 @@ def test_interrupted_build_resumes(tiny, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return [1.0] * len(plans)
 
-    monkeypatch.setattr(lut_module, "time_blocks", interrupted)
+    monkeypatch.setattr(lut_build, "time_blocks", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
-    assert len(groups[0]) == lut_module.GROUP_SIZE < len(enumerate_blocks(tiny, [RESOLUTION]))
+    assert len(groups[0]) == lut_build.GROUP_SIZE < len(enumerate_blocks(tiny, [RESOLUTION]))
     assert set(LatencyTable.load(path, tiny).entries) == {block_key(plan) for plan in groups[0]}
     calls = []
 
@@ -143,9 +144,9 @@ def test_interrupted_build_resumes(tiny, tmp_path, monkeypatch):
         calls.extend(plans)
         return [1.0] * len(plans)
 
-    monkeypatch.setattr(lut_module, "time_blocks", counting)
+    monkeypatch.setattr(lut_build, "time_blocks", counting)
     build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
-    assert len(calls) == len(enumerate_blocks(tiny, [RESOLUTION])) - lut_module.GROUP_SIZE
+    assert len(calls) == len(enumerate_blocks(tiny, [RESOLUTION])) - lut_build.GROUP_SIZE
     assert not {block_key(plan) for plan in calls} & {block_key(plan) for plan in groups[0]}
 
 
@@ -310,10 +311,10 @@ def test_a_calibration_with_no_physical_fit_is_refused(tiny, tmp_path, monkeypat
     def falling(cfgs, resolution, settings):
         return [LatencyStats(100.0 - 0.01 * table_sum(cfg), 0.0, 0.0, 1) for cfg in cfgs]
 
-    monkeypatch.setattr(lut_module, "inference_model", lambda cfg: cfg)  # "time" the configs themselves
-    monkeypatch.setattr(lut_module, "warm_up_process", lambda *args: None)
-    monkeypatch.setattr(lut_module, "measure_models_interleaved", falling)
-    monkeypatch.setattr(lut_module, "block_count", lambda cfg: 0)  # only the table sum and the offset are left
+    monkeypatch.setattr(lut_build, "inference_model", lambda cfg: cfg)  # "time" the configs themselves
+    monkeypatch.setattr(lut_build, "warm_up_process", lambda *args: None)
+    monkeypatch.setattr(lut_build, "measure_models_interleaved", falling)
+    monkeypatch.setattr(lut_build, "block_count", lambda cfg: 0)  # only the table sum and the offset are left
     monkeypatch.setattr(LatencyTable, "block_sum", lambda self, cfg: table_sum(cfg))
     path = tmp_path / "t.json"
     with pytest.raises(NasvitError, match=r"calibration at 16 px refused: .*\(the best scale is 0\).*--repeats"):

@@ -19,7 +19,7 @@ from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
 from nasvit.search_config import SearchRunConfig
 from nasvit.train_config import TrainConfig
-from search_space import SubnetConfig
+from search_space import load_subnet
 
 SEARCH = "configs/search/demo.yaml"
 SMALL = ["evolve.population=6", "evolve.generations=2", "evolve.parents=3", "eval.bn_batches=1", "device=cpu"]
@@ -48,7 +48,7 @@ def test_search_writes_every_file(trained, tmp_path):
     assert {"subnet", "metrics", "costs", "generation"} <= set(json.loads(lines[0]))
     assert json.loads((tmp_path / "pareto.json").read_text())
     best = json.loads((tmp_path / "best.json").read_text())
-    assert SubnetConfig.from_string(best["budgets"][0]["subnet"]).space_name == "tiny"
+    assert load_subnet(best["budgets"][0]["subnet"]).space_name == "tiny"
     assert (tmp_path / "pareto.png").stat().st_size > 1000
     assert list((tmp_path / "tensorboard").glob("events.*"))
     assert summary["calibration_seconds"] > 0 and summary["accuracy_seconds"] > 0

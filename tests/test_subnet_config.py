@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from search_space import SpaceError, StageChoice, SubnetConfig, load_space
+from search_space import SpaceError, StageChoice, SubnetConfig, load_space, load_subnet
 
 
 def test_validation_message_names_value_and_allowed():
@@ -42,7 +42,7 @@ def test_string_round_trip_many(shipped_space):
         cfg = shipped_space.sample(rng)
         text = str(cfg)
         assert "\n" not in text and " " not in text
-        again = SubnetConfig.from_string(text)
+        again = load_subnet(text)
         assert again == cfg and str(again) == text
 
 
@@ -51,7 +51,7 @@ def test_json_round_trip_many(shipped_space):
     for _ in range(200):
         cfg = shipped_space.sample(rng)
         data = json.loads(json.dumps(cfg.to_dict()))
-        assert SubnetConfig.from_dict(data) == cfg
+        assert load_subnet(data) == cfg
         assert SubnetConfig.from_dict(cfg.to_json(), shipped_space) == cfg
 
 
@@ -72,14 +72,14 @@ def test_string_form_is_readable():
 )
 def test_malformed_strings(text, message):
     with pytest.raises(SpaceError) as info:
-        SubnetConfig.from_string(text)
+        load_subnet(text)
     assert message in str(info.value)
 
 
 def test_malformed_stage_token():
     text = str(load_space("nasvit").max_subnet()).replace("s1-w24-d2-k5-e1", "s1-w24-d2-k5")
     with pytest.raises(SpaceError, match="needs exactly the fields"):
-        SubnetConfig.from_string(text)
+        load_subnet(text)
 
 
 def test_config_of_another_space_is_rejected():

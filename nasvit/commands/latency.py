@@ -100,7 +100,7 @@ def _warn_if_busy(settings: LatencySettings) -> None:
 
 # -------------------------------------------------------------------------------------------- build-lut
 def run_build(args: argparse.Namespace) -> None:
-    from nasvit.latency.lut import build_lut, enumerate_blocks
+    from nasvit.latency.table_build import build_lut, enumerate_blocks
 
     space = load_space(args.space)
     resolutions = tuple(args.resolutions or space.resolutions)
@@ -128,8 +128,8 @@ def run_build(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------------------------- report
 def run_report(args: argparse.Namespace) -> None:
-    from nasvit.latency.lut import LatencyTable, device_name
     from nasvit.latency.report import PREDICTORS, latency_report, plot_report
+    from nasvit.latency.table import LatencyTable, device_name
 
     space = load_space(args.space)
     lut = LatencyTable.load(args.lut, space)
@@ -187,8 +187,8 @@ def _json_ready(value):
 
 # ---------------------------------------------------------------------------------------------- measure
 def run_measure(args: argparse.Namespace) -> None:
-    from nasvit.latency.lut import LatencyTable, device_name
     from nasvit.latency.measure import measure_model_latency, warn_if_noisy
+    from nasvit.latency.table import LatencyTable, device_name
 
     cfg, model = _measured_subnet(args)
     settings = settings_from_args(args)

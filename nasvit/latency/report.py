@@ -21,8 +21,9 @@ import numpy as np
 from tqdm import tqdm
 
 from nasvit.errors import NasvitError
-from nasvit.latency.lut import LatencyTable, check_resolution, device_name
 from nasvit.latency.measure import LatencySettings, inference_model, measure_models_interleaved, warn_if_noisy
+from nasvit.latency.table import LatencyTable, device_name
+from nasvit.latency.table_build import check_resolution
 from search_space import COST_METRICS, SearchSpace
 
 PREDICTORS = (*COST_METRICS, "lut")

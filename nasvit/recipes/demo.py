@@ -25,9 +25,10 @@ from nasvit.config import load_config
 from nasvit.data import build_data
 from nasvit.evaluation import accuracy
 from nasvit.export import export_subnet, load_model, read_description
-from nasvit.latency.lut import LatencyTable, build_lut
 from nasvit.latency.measure import measure_modules_interleaved, warn_if_noisy
 from nasvit.latency.settings import LatencySettings
+from nasvit.latency.table import LatencyTable
+from nasvit.latency.table_build import build_lut
 from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
 from nasvit.search_config import SearchRunConfig

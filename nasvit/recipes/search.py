@@ -210,7 +210,7 @@ def latency_source(config: SearchRunConfig, space: SearchSpace):
         raise NasvitError(
             "a latency_ms budget with latency.source=lut needs latency.lut=<table from nasvit latency build-lut>"
         )
-    from nasvit.latency.lut import LatencyTable
+    from nasvit.latency.table import LatencyTable
 
     table = LatencyTable.load(latency.lut, space)
     missing = sorted(set(space.resolutions) - set(table.calibration))
