@@ -179,12 +179,20 @@ class Trainer:
         self.net, self.dtype, self.clip = net, PRECISIONS[precision], optim.clip_grad
         self.device_type = next(net.parameters()).device.type
         alpha = (sandwich.alpha_min, sandwich.alpha_max, sandwich.alpha_clamp)
-        self.sandwich = SandwichStep(net, *alpha, groups=parameter_groups(net))
+        self.projection = ProjectionConfig()
+        self.scaler = torch.amp.GradScaler(self.device_type) if precision == "fp16" else None
+        self.sandwich = SandwichStep(
+            net,
+            *alpha,
+            groups=parameter_groups(net),
+            projection_mode=self.projection.mode,
+            measure_conflicts=self.projection.conflict_meter,
+            autocast=self.autocast,
+            scale_loss=self.scaler.scale if self.scaler is not None else None,
+        )
         self.optimizer = create_optimizer_v2(
             net, opt="adamw", lr=lr, weight_decay=optim.weight_decay, betas=optim.betas
         )
-        self.scaler = torch.amp.GradScaler(self.device_type) if precision == "fp16" else None
-        self.projection = ProjectionConfig()
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -194,15 +202,7 @@ class Trainer:
     def update(self, batch: tuple[Tensor, Tensor], subnets: list[tuple[str, SubnetConfig]]) -> StepResult:
         """One optimiser step on (images (B, 3, S, S), soft targets (B, K)); a non-finite step only clears grads."""
         self.net.train()
-        result = self.sandwich.run(
-            [batch],
-            subnets,
-            self.autocast,
-            self.scaler.scale if self.scaler is not None else (lambda loss: loss),
-            project=self.projection.enabled,
-            projection_mode=self.projection.mode,
-            measure_conflicts=self.projection.conflict_meter,
-        )
+        result = self.sandwich.run([batch], subnets, project=self.projection.enabled)
         if result.finite:
             self._step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -22,30 +22,19 @@ from supernet.training.losses import smoothed_one_hot
 from supernet.training.sandwich import SandwichStep, parameter_groups, sample_subnets
 
 
-def timed_step(step: SandwichStep, optimizer, batch, subnets, enabled: bool) -> float:
+def timed_step(steps: dict[bool, SandwichStep], optimizer, batch, subnets, enabled: bool) -> float:
+    """One step with projection and the conflict meter ``enabled`` (each has its own ``SandwichStep``)."""
     start = time.perf_counter()
-    step.run(
-        [batch],
-        subnets,
-        _no_autocast,
-        lambda loss: loss,
-        project=enabled,
-        projection_mode="tensor",
-        measure_conflicts=enabled,
-    )
+    steps[enabled].run([batch], subnets, project=enabled)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return time.perf_counter() - start
 
 
-def _no_autocast():
-    return torch.autocast("cpu", enabled=False)
-
-
 def measure(space_name: str, resolution: int, batch_size: int, repeats: int) -> tuple[float, float]:
     space = load_space(space_name)
     net = Supernet(space, num_classes=10).train()
-    step = SandwichStep(net, -1.0, 1.0, 5.0, parameter_groups(net))
+    steps = {on: SandwichStep(net, -1.0, 1.0, 5.0, parameter_groups(net), measure_conflicts=on) for on in (True, False)}
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
     images = torch.randn(batch_size, 3, resolution, resolution)
     targets = smoothed_one_hot(torch.randint(0, 10, (batch_size,)), 10, 0.1)
@@ -53,9 +42,9 @@ def measure(space_name: str, resolution: int, batch_size: int, repeats: int) -> 
     for index in range(repeats):
         subnets = sample_subnets(net, 0, index, 2)
         subnets = [(slot, cfg.replace(resolution=min(cfg.resolution, resolution))) for slot, cfg in subnets]
-        timed_step(step, optimizer, (images, targets), subnets, False)  # untimed: first use of new shapes
+        timed_step(steps, optimizer, (images, targets), subnets, False)  # untimed: first use of new shapes
         for enabled in (True, False) if index % 2 else (False, True):
-            timings[enabled].append(timed_step(step, optimizer, (images, targets), subnets, enabled))
+            timings[enabled].append(timed_step(steps, optimizer, (images, targets), subnets, enabled))
     on, off = statistics.median(timings[True]), statistics.median(timings[False])
     return batch_size / off, on / off
 

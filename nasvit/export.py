@@ -28,7 +28,7 @@ from nasvit.errors import NasvitError
 from nasvit.onnx_export import export_onnx
 from search_space import SubnetConfig, parse_space, space_to_dict
 from supernet import NASViT, optimize_for_inference, recalibrate_bn
-from supernet.timm_models import SUBNET_FILE, WEIGHTS_FILE
+from supernet.timm_models import SUBNET_FILE, WEIGHTS_FILE, read_export_description
 
 TOLERANCE = 1e-4
 ONNX_FILE, TORCHSCRIPT_FILE = "model.onnx", "model.ts"  # beside SUBNET_FILE and WEIGHTS_FILE (timm reads those)
@@ -44,6 +44,27 @@ class ExportReport:
     files: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """What an export writes besides the weights and ``subnet.json``, and whether it may replace a directory.
+
+    Attributes:
+        onnx, torchscript: also write and verify ``model.onnx`` / ``model.ts``.
+        onnx_dynamic_size: the ONNX graph takes any image size (it resizes to the subnet's resolution).
+        overwrite: replace an export (or another nasvit run) already in the export directory.
+    """
+
+    onnx: bool = False
+    torchscript: bool = False
+    onnx_dynamic_size: bool = False
+    overwrite: bool = False
+
+    def check(self) -> None:
+        """Refuse, before any work, what cannot be written here (ONNX without onnxruntime)."""
+        if self.onnx:
+            _require_onnxruntime()
+
+
 def export_subnet(
     state: dict[str, Any],
     checkpoint_path: str,
@@ -54,61 +75,46 @@ def export_subnet(
     bn_batches: int = 8,
     batch_size: int = 64,
     use_ema: bool = True,
-    onnx: bool = False,
-    torchscript: bool = False,
-    overwrite: bool = False,
-    onnx_dynamic_size: bool = False,
+    options: ExportOptions = ExportOptions(),
 ) -> ExportReport:
     """Recalibrate BN for ``cfg`` on the training data, build its static model, verify and write it.
 
     Args:
-        state: a loaded supernet checkpoint (:func:`nasvit.checkpoint.load`).
-        checkpoint_path: where it came from (recorded as provenance).
-        cfg: the subnet.
-        out_dir: the export directory.
+        state: a loaded supernet checkpoint (:func:`nasvit.checkpoint.load`); ``checkpoint_path`` is its file.
+        cfg: the subnet; ``out_dir`` the export directory.
         metrics: accuracy already known for this subnet (for example from a search's ``best.json``).
         data: the data for BN recalibration (default: the checkpoint's training data).
         bn_batches, batch_size: size of the BN recalibration set.
         use_ema: export the EMA weights when the checkpoint has them.
-        onnx, torchscript: also write and verify ``model.onnx`` / ``model.ts``.
-        overwrite: replace an export (or another nasvit run) already in ``out_dir``.
-        onnx_dynamic_size: the ONNX graph takes any image size (it resizes to the subnet's resolution).
 
     Raises:
         NasvitError: see :func:`write_export`.
     """
-    if onnx:
-        _require_onnxruntime()
-    out = Path(out_dir)
+    options.check()
     inputs = {"checkpoint_sha256": run_directory.file_digest(checkpoint_path), "subnet": str(cfg)}
-    run_directory.check(out, "export", inputs, resume=False, overwrite=overwrite)  # refuse before the work
+    run_directory.check(Path(out_dir), "export", inputs, resume=False, overwrite=options.overwrite)  # before work
     data = data or checkpoint.data_config_of(state)
     net = checkpoint.supernet_from_state(state, use_ema).eval()
     calibration = fixed_batches(
         build_data(data).train_eval, bn_batches, batch_size, data.seed, size_keys=("--bn-batches", "--batch-size")
     )
+    static, probe, difference = _recalibrated_static(net, cfg, calibration)
+    recalibration = {"dataset": data.dataset, "image_size": data.image_size, "batches": len(calibration)}
+    provenance = {"checkpoint": str(checkpoint_path), "checkpoint_step": state.get("step")}
+    extra = {"bn_recalibration": {**recalibration, "batch_size": batch_size}}
+    differences = {"supernet": difference}
+    return write_export(static, out_dir, inputs, data, probe, provenance, metrics or {}, differences, extra, options)
+
+
+def _recalibrated_static(net, cfg: SubnetConfig, calibration: list) -> tuple[NASViT, torch.Tensor, float]:
+    """The static model of ``cfg`` after BN recalibration on ``calibration``, a probe batch (4 training images and
+    4 random ones) and the largest difference of its logits from the supernet's on it."""
     net.set_active_subnet(cfg)
     recalibrate_bn(net, calibration)
     static = net.export(cfg).eval()
     probe = torch.cat([calibration[0][0][:4], torch.randn(4, *calibration[0][0].shape[1:])])
     with torch.no_grad():
-        supernet_difference = _max_difference(net(probe), static(probe))
-    recalibration = {"dataset": data.dataset, "image_size": data.image_size, "batches": len(calibration)}
-    return write_export(
-        static,
-        out,
-        inputs,
-        data,
-        probe,
-        provenance={"checkpoint": str(checkpoint_path), "checkpoint_step": state.get("step")},
-        metrics=metrics or {},
-        differences={"supernet": supernet_difference},
-        extra={"bn_recalibration": {**recalibration, "batch_size": batch_size}},
-        onnx=onnx,
-        torchscript=torchscript,
-        overwrite=overwrite,
-        onnx_dynamic_size=onnx_dynamic_size,
-    )
+        return static, probe, _max_difference(net(probe), static(probe))
 
 
 def write_export(
@@ -121,10 +127,7 @@ def write_export(
     metrics: dict[str, Any],
     differences: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
-    onnx: bool = False,
-    torchscript: bool = False,
-    overwrite: bool = False,
-    onnx_dynamic_size: bool = False,
+    options: ExportOptions = ExportOptions(),
 ) -> ExportReport:
     """Verify a static model's artefacts against it and publish them as an export directory.
 
@@ -132,41 +135,24 @@ def write_export(
     holds files of two exports, and a failed export leaves it as it was.
 
     Args:
-        model: the static model (put in eval mode).
-        out_dir: the export directory.
+        model: the static model (put in eval mode); ``out_dir`` the export directory.
         inputs: what defines the export (recorded in ``run.json``).
         data: the data settings it was calibrated or trained with (``subnet.json``'s ``data`` and
             ``pretrained_cfg``; ``nasvit eval`` and timm read them).
         probe: (B, 3, S, S) images the artefacts are compared on.
         provenance: where the weights came from (a checkpoint, a parent export); commit, date and torch added.
-        metrics: accuracy already known for this model.
+        metrics: accuracy already known for this model; ``extra``: more top-level entries of ``subnet.json``.
         differences: checks made before (e.g. against the supernet), kept in the verification figures.
-        extra: more top-level entries of ``subnet.json``.
-        onnx, torchscript, onnx_dynamic_size: see :func:`export_subnet`.
 
     Raises:
         NasvitError: an artefact differs from the model by more than 1e-4, ONNX export needs onnxruntime, or
-            ``out_dir`` holds a run and ``overwrite`` is not set.
+            ``out_dir`` holds a run and ``options.overwrite`` is not set.
     """
-    if onnx:
-        _require_onnxruntime()
+    options.check()
     model = model.eval()
     report = ExportReport(Path(out_dir), model.subnet, dict(differences or {}))
     preprocessing = pretrained_cfg(data, model.num_classes, model.in_chans)
-    with torch.no_grad():
-        reference = model(probe)
-        fast = optimize_for_inference(model)
-        report.differences["inference"] = _max_difference(fast(probe), reference)
-    artefacts: dict[str, bytes] = {}
-    if torchscript:
-        artefacts[TORCHSCRIPT_FILE], report.differences["torchscript"] = _torchscript(fast, probe, reference)
-    if onnx:
-        artefacts[ONNX_FILE], report.differences["onnx"] = export_onnx(model, preprocessing, onnx_dynamic_size)
-    failed = {name: diff for name, diff in report.differences.items() if not diff <= TOLERANCE}
-    if failed:
-        raise NasvitError(
-            f"export of {model.subnet} failed verification: largest differences {failed} exceed {TOLERANCE}"
-        )
+    artefacts = _verified_artefacts(model, probe, preprocessing, options, report.differences)
     description = _description(model, data, preprocessing, provenance, metrics, report, extra or {})
 
     def write(directory: Path) -> None:
@@ -175,9 +161,35 @@ def write_export(
             (directory / name).write_bytes(payload)
         (directory / SUBNET_FILE).write_text(json.dumps(description, indent=2) + "\n")
 
-    run_directory.publish(report.out_dir, "export", inputs, write, overwrite=overwrite)
+    run_directory.publish(report.out_dir, "export", inputs, write, overwrite=options.overwrite)
     report.files = [WEIGHTS_FILE, SUBNET_FILE, *artefacts]
     return report
+
+
+def _verified_artefacts(
+    model: NASViT, probe: torch.Tensor, preprocessing: dict, options: ExportOptions, differences: dict[str, float]
+) -> dict[str, bytes]:
+    """The inference form's, TorchScript's and ONNX's largest differences from ``model`` on ``probe`` (added to
+    ``differences``) and the artefact files by name.
+
+    Raises:
+        NasvitError: one of them differs by more than :data:`TOLERANCE`.
+    """
+    with torch.no_grad():
+        reference = model(probe)
+        fast = optimize_for_inference(model)
+        differences["inference"] = _max_difference(fast(probe), reference)
+    artefacts: dict[str, bytes] = {}
+    if options.torchscript:
+        artefacts[TORCHSCRIPT_FILE], differences["torchscript"] = _torchscript(fast, probe, reference)
+    if options.onnx:
+        artefacts[ONNX_FILE], differences["onnx"] = export_onnx(model, preprocessing, options.onnx_dynamic_size)
+    failed = {name: diff for name, diff in differences.items() if not diff <= TOLERANCE}
+    if failed:
+        raise NasvitError(
+            f"export of {model.subnet} failed verification: largest differences {failed} exceed {TOLERANCE}"
+        )
+    return artefacts
 
 
 def pretrained_cfg(data: DataConfig, num_classes: int, in_chans: int = 3) -> dict[str, Any]:
@@ -250,19 +262,15 @@ def export_data_config(
 
 
 def read_description(directory: str | Path) -> dict[str, Any]:
-    """The parsed ``subnet.json`` of an export directory."""
-    directory = Path(directory)
-    for name in (SUBNET_FILE, WEIGHTS_FILE):
-        if not (directory / name).is_file():
-            raise NasvitError(f"{directory} is not an exported model: {name} is missing (make one with nasvit export)")
-    path = directory / SUBNET_FILE
+    """The parsed ``subnet.json`` of an export directory that holds its weights too.
+
+    Raises:
+        NasvitError: a file is missing or ``subnet.json`` is not an export description.
+    """
     try:
-        description = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise NasvitError(f"{path} is not valid JSON ({error}); export the model again") from None
-    if not isinstance(description, dict):
-        raise NasvitError(f"{path} does not hold an export description (a JSON object); export the model again")
-    return description
+        return read_export_description(directory, need_weights=True)
+    except ValueError as error:
+        raise NasvitError(str(error)) from None
 
 
 def _description(model, data, preprocessing, provenance, metrics, report, extra) -> dict[str, Any]:

@@ -128,9 +128,22 @@ def space_file(name_or_path: str) -> Path:
 def parse_space(data: Any, source: str = "<dict>") -> SearchSpace:
     """Build a :class:`SearchSpace` from parsed YAML, collecting all problems before raising."""
     problems: list[str] = []
+    sections = _checked_sections(data, problems)
+    if problems:
+        raise SpaceError(problems, source=source)
+    space = _space_of(*sections, source=source)
+    problems = _check_geometry(space)
+    if problems:
+        raise SpaceError(problems, source=source)
+    return space
+
+
+def _checked_sections(data: Any, problems: list[str]) -> tuple:
+    """The top level, stem, head, transformer and stage mappings of a space file, every problem added to
+    ``problems`` (usable only when none was)."""
     top = _section(data, "", _TOP_KEYS, problems)
     if top is None:
-        raise SpaceError(problems, source=source)
+        return None, None, None, None, []
     stem = _section(top.get("stem"), "stem", _STEM_KEYS, problems)
     head = _section(top.get("head"), "head", _HEAD_KEYS, problems)
     transformer = _section(top.get("transformer"), "transformer", _TRANSFORMER_KEYS, problems)
@@ -150,10 +163,12 @@ def parse_space(data: Any, source: str = "<dict>") -> SearchSpace:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         problems.append(f"stages: names must be unique, {duplicates} appear more than once")
-    if problems:
-        raise SpaceError(problems, source=source)
+    return top, stem, head, transformer, stages
 
-    space = SearchSpace(
+
+def _space_of(top: dict, stem: dict, head: dict, transformer: dict, stages: list[dict], source: str) -> SearchSpace:
+    """The space of checked sections (see :func:`_checked_sections`)."""
+    return SearchSpace(
         name=top["name"],
         description=top.get("description", ""),
         in_channels=top["in_channels"],
@@ -179,10 +194,6 @@ def parse_space(data: Any, source: str = "<dict>") -> SearchSpace:
         ),
         source=source,
     )
-    problems = _check_geometry(space)
-    if problems:
-        raise SpaceError(problems, source=source)
-    return space
 
 
 def _stage_spec(stage: dict[str, Any]) -> StageSpec:

@@ -50,3 +50,23 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor | tuple | list]) -
     if count == 0:
         raise ValueError("BN recalibration needs at least one batch; got none")
     return count
+
+
+class BatchNormSnapshot:
+    """The running means and variances of every BatchNorm of a module, saved and put back (a skipped training step
+    must leave no trace in what the model computes)."""
+
+    def __init__(self, module: nn.Module):
+        names = ("running_mean", "running_var")
+        self.buffers = [buffer for name, buffer in module.named_buffers() if name.endswith(names)]
+        self.saved: list[Tensor] = []
+
+    def save(self) -> None:
+        """Copy the statistics as they are now."""
+        self.saved = [buffer.clone() for buffer in self.buffers]
+
+    def restore(self) -> None:
+        """Put back the statistics :meth:`save` copied."""
+        with torch.no_grad():
+            for buffer, saved in zip(self.buffers, self.saved, strict=True):
+                buffer.copy_(saved)

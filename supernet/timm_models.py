@@ -113,10 +113,14 @@ def read_export(directory: str | os.PathLike) -> tuple[SubnetConfig, dict[str, A
             ``pretrained_cfg`` has entries timm does not know.
     """
     directory = Path(directory)
-    description = _read_description(directory)
+    description = read_export_description(directory)
     path = directory / SUBNET_FILE
-    space = parse_space(description["space"], source=f"{path} (space)") if "space" in description else None
-    cfg = SubnetConfig.from_string(description["subnet"], space)
+    if "space" in description:
+        cfg = SubnetConfig.from_string(
+            description["subnet"], parse_space(description["space"], source=f"{path} (space)")
+        )
+    else:  # an export that does not carry its space names a shipped one
+        cfg = load_subnet(description["subnet"])
     recorded = description.get("pretrained_cfg", {})
     if not isinstance(recorded, dict):
         raise ValueError(f"{path}: 'pretrained_cfg' is not a JSON object; export the model again")
@@ -129,13 +133,20 @@ def read_export(directory: str | os.PathLike) -> tuple[SubnetConfig, dict[str, A
     return cfg, {**derived, **recorded, "file": str(directory / WEIGHTS_FILE)}
 
 
-def _read_description(directory: Path) -> dict[str, Any]:
+def read_export_description(directory: str | os.PathLike, need_weights: bool = False) -> dict[str, Any]:
+    """The parsed ``subnet.json`` of an export directory (which must also hold the weights with ``need_weights``).
+
+    Raises:
+        ValueError: a file is missing, ``subnet.json`` is not JSON, or it has no ``subnet`` string.
+    """
+    directory = Path(directory)
+    for name in (SUBNET_FILE, WEIGHTS_FILE) if need_weights else (SUBNET_FILE,):
+        if not (directory / name).is_file():
+            raise ValueError(
+                f"{directory} is not an exported model: it has no {name} (make one with nasvit export, or pass "
+                "subnet='<subnet string>' to timm)"
+            )
     path = directory / SUBNET_FILE
-    if not path.is_file():
-        raise ValueError(
-            f"export_dir={str(directory)!r} is not an exported model: it has no {SUBNET_FILE} "
-            "(make one with nasvit export, or pass subnet='<subnet string>')"
-        )
     try:
         description = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -15,7 +15,7 @@ from nasvit.config import load_config
 from nasvit.data import build_data
 from nasvit.data.digits import digit_pil_images
 from nasvit.evaluation import accuracy
-from nasvit.export import export_data_config, export_subnet, load_model
+from nasvit.export import ExportOptions, export_data_config, export_subnet, load_model
 from nasvit.recipes.train import TrainRecipe
 from nasvit.train_config import TrainConfig
 from search_space import load_space
@@ -34,7 +34,7 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     latest = checkpoint.latest(run)
     out = tmp_path_factory.mktemp("export") / "model"
     cfg = load_space("tiny").max_subnet().replace(resolution=24)
-    export_subnet(checkpoint.load(latest), str(latest), cfg, out, bn_batches=2, onnx=True)
+    export_subnet(checkpoint.load(latest), str(latest), cfg, out, bn_batches=2, options=ExportOptions(onnx=True))
     return out
 
 

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> None:
     from nasvit import checkpoint
     from nasvit.arch import resolve_arch_entry
     from nasvit.data import DataConfig
-    from nasvit.export import export_subnet
+    from nasvit.export import ExportOptions, export_subnet
     from search_space import parse_space
 
     state = checkpoint.load(args.checkpoint)
@@ -55,10 +55,12 @@ def run(args: argparse.Namespace) -> None:
         args.bn_batches,
         args.batch_size,
         use_ema=not args.no_ema,
-        onnx=args.onnx or args.onnx_dynamic_size,
-        torchscript=args.torchscript,
-        overwrite=args.overwrite,
-        onnx_dynamic_size=args.onnx_dynamic_size,
+        options=ExportOptions(
+            onnx=args.onnx or args.onnx_dynamic_size,
+            torchscript=args.torchscript,
+            onnx_dynamic_size=args.onnx_dynamic_size,
+            overwrite=args.overwrite,
+        ),
     )
     print(f"exported {report.subnet}")
     for name, difference in report.differences.items():

@@ -24,7 +24,7 @@ from nasvit import checkpoint, run_directory
 from nasvit.config import load_config
 from nasvit.data import build_data
 from nasvit.evaluation import accuracy
-from nasvit.export import export_subnet, load_model, read_description
+from nasvit.export import ExportOptions, export_subnet, load_model, read_description
 from nasvit.latency.measure import measure_modules_interleaved, warn_if_noisy
 from nasvit.latency.settings import LatencySettings
 from nasvit.latency.table import LatencyTable
@@ -118,7 +118,14 @@ class DemoRecipe:
             logger.info("reusing the export in %s", directory)
             return directory
         cfg = space.parse(entry["subnet"])
-        report = export_subnet(state, str(path), cfg, directory, entry.get("metrics"), torchscript=True, overwrite=True)
+        report = export_subnet(
+            state,
+            str(path),
+            cfg,
+            directory,
+            entry.get("metrics"),
+            options=ExportOptions(torchscript=True, overwrite=True),
+        )
         logger.info("exported %s: largest differences %s", directory, report.differences)
         return directory
 

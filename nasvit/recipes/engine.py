@@ -103,7 +103,6 @@ class TrainingEngine:
         self.teacher = self._setup_teacher()
         self.mixup = build_mixup(config.data, self.data.num_classes)
         self._setup_step()
-        self._bn_statistics = [b for n, b in self.net.named_buffers() if n.endswith(("running_mean", "running_var"))]
         self._setup_evaluation()
         if self.resume is not None:
             self._resume(self.resume)
@@ -192,7 +191,8 @@ class TrainingEngine:
         return {}
 
     def _compute_gradients(self, batches: list[tuple[torch.Tensor, torch.Tensor]], epoch: int) -> StepResult:
-        """Fill ``.grad`` of the model's parameters from prepared ``(images, soft targets)`` micro-batches."""
+        """Fill ``.grad`` of the model's parameters from prepared ``(images, soft targets)`` micro-batches; a result
+        that is not finite must leave the model's BN statistics as they were (the step is skipped)."""
         raise NotImplementedError
 
     def _evaluate_model(self) -> dict[str, float]:
@@ -254,11 +254,7 @@ class TrainingEngine:
         started = time.perf_counter()
         prepared = [self._prepare(images, labels) for images, labels in micro]
         self.net.train()
-        statistics = [b.clone() for b in self._bn_statistics]
         result = self._compute_gradients(prepared, epoch)
-        if not result.finite:  # the skipped forward passes must leave no trace in the BN statistics
-            for buffer, saved in zip(self._bn_statistics, statistics):
-                buffer.copy_(saved)
         grad_norm = self._apply(result)
         self.main_losses.append(next(iter(result.losses.values())))
         self.step += 1

@@ -24,10 +24,11 @@ from torch import nn
 from nasvit import checkpoint, distributed, run_directory
 from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy
-from nasvit.export import ExportReport, load_model, read_description, write_export
+from nasvit.export import ExportOptions, ExportReport, load_model, read_description, write_export
 from nasvit.finetune_config import FinetuneConfig
 from nasvit.recipes.engine import TrainingEngine
 from supernet import NASViT, recalibrate_bn
+from supernet.bn_calibration import BatchNormSnapshot
 from supernet.training.losses import soft_cross_entropy
 from supernet.training.sandwich import StepResult
 
@@ -60,6 +61,9 @@ class FinetuneRecipe(TrainingEngine):
 
     def _optimizer_options(self) -> dict[str, Any]:
         return {} if self.config.layer_decay is None else {"layer_decay": self.config.layer_decay}
+
+    def _setup_step(self) -> None:
+        self.batch_norms = BatchNormSnapshot(self.net)
 
     def _setup_teacher(self) -> nn.Module | None:
         source = self.config.distill.teacher
@@ -94,6 +98,7 @@ class FinetuneRecipe(TrainingEngine):
 
     def _compute_gradients(self, batches: list, epoch: int) -> StepResult:
         """Cross-entropy against the soft targets, averaged over the micro-batches, backward into ``.grad``."""
+        self.batch_norms.save()
         total = torch.zeros((), device=self.ctx.device)
         for images, targets in batches:
             with self._autocast():
@@ -107,6 +112,8 @@ class FinetuneRecipe(TrainingEngine):
                 parameter.grad = grad
             total = distributed.all_reduce_sum(total) / self.ctx.world_size  # a NaN on any rank skips on all
         value = float(total)
+        if not math.isfinite(value):
+            self.batch_norms.restore()
         return StepResult(losses={"loss": value}, conflicts=None, finite=math.isfinite(value))
 
     def _evaluate_model(self) -> dict[str, float]:
@@ -152,9 +159,9 @@ class FinetuneRecipe(TrainingEngine):
                 "pretrained": self.config.pretrained,
             },
             metrics={k: v for k, v in metrics.items() if k in ("top1", "top5")},
-            onnx=self.config.export.onnx,
-            torchscript=self.config.export.torchscript,
-            overwrite=True,
+            options=ExportOptions(
+                onnx=self.config.export.onnx, torchscript=self.config.export.torchscript, overwrite=True
+            ),
         )
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:

@@ -73,27 +73,25 @@ class TrainRecipe(TrainingEngine):
         sandwich = self.config.sandwich
         sync = distributed.all_reduce_mean if self.ctx.distributed else None
         alpha = (sandwich.alpha_min, sandwich.alpha_max, sandwich.alpha_clamp)
+        projection = self.config.projection
         self.sandwich = SandwichStep(
             self.net,
             *alpha,
             groups=parameter_groups(self.net),
             sync=sync,
-            rule=self.config.projection.rule,
+            rule=projection.rule,
             clip_grad=self.config.optim.clip_grad,
+            projection_mode=projection.mode,
+            measure_conflicts=projection.conflict_meter,
+            autocast=self._autocast,
+            scale_loss=self.scaler.scale if self.scaler is not None else None,
         )
 
     def _compute_gradients(self, batches: list, epoch: int) -> StepResult:
         config = self.config
         subnets = sample_subnets(self.net, config.seed, self.step, config.sandwich.num_random)
-        return self.sandwich.run(
-            batches,
-            subnets,
-            autocast=self._autocast,
-            scale_loss=self.scaler.scale if self.scaler is not None else (lambda loss: loss),
-            project=config.projection.enabled and epoch >= config.projection.start_epoch,
-            projection_mode=config.projection.mode,
-            measure_conflicts=config.projection.conflict_meter,
-        )
+        project = config.projection.enabled and epoch >= config.projection.start_epoch
+        return self.sandwich.run(batches, subnets, project)
 
     def _evaluate_model(self) -> dict[str, float]:
         """Top-1/top-5 on the validation set of the smallest and largest subnets after BN recalibration."""

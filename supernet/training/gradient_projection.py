@@ -182,13 +182,11 @@ def reference_combine(
     counts g_s as zeros (its g_sub is scaled with the unit's). The inputs are not modified.
 
     Args:
-        largest: g_s per parameter tensor, None where the largest subnet gave no gradient.
-        subnets: g_sub per parameter tensor, None where the other subnets gave no gradient.
+        largest, subnets: g_s and g_sub per parameter tensor, None where that side gave no gradient.
         units: Unit index per parameter tensor, in [0, number of units).
         project: Scale g_sub as above; False sums the gradients.
         dots: The `GradientDots` of these same gradients, if already computed.
-        max_scale: Upper clamp of the extra scale of g_sub (the reference: 2).
-        eps: Added to |g_sub|^2 of each unit (the reference: 1e-6).
+        max_scale, eps: Upper clamp of the extra scale of g_sub and what is added to |g_sub|^2 (the reference: 2, 1e-6).
 
     Returns:
         The combined gradient per parameter tensor, each with its input's shape.
@@ -199,31 +197,55 @@ def reference_combine(
     """
     if len(units) != len(largest):
         raise ValueError(f"got {len(units)} unit indices for {len(largest)} gradient tensors; pass one per tensor")
-    has_subnet_gradient = [False] * (max(units, default=-1) + 1)
-    has_largest_gradient = list(has_subnet_gradient)
-    for unit, g_s, g_sub in zip(units, largest, subnets, strict=True):
-        has_subnet_gradient[unit] |= g_sub is not None
-        has_largest_gradient[unit] |= g_s is not None
+    has_subnet, has_largest = _units_with_gradients(units, largest, subnets)
     scales: list[Tensor | None] = [None] * len(largest)
     if project:
-        dots = _resolve_dots(largest, subnets, dots)
-        index = torch.tensor(list(units), device=dots.dot.device)  # (num_tensors,)
-        unit_dot = dots.dot.new_zeros(len(has_subnet_gradient)).index_add_(0, index, dots.dot)  # (num_units,)
-        unit_sq = dots.subnet_sq.new_zeros(len(has_subnet_gradient)).index_add_(0, index, dots.subnet_sq)
-        unit_scale = 1.0 + (-unit_dot / (eps + unit_sq)).clamp(0.0, max_scale)  # (num_units,)
-        scales = list(unit_scale[index].unbind(0))
+        scales = _unit_scales(largest, subnets, units, _resolve_dots(largest, subnets, dots), max_scale, eps)
     else:
         _check_pairs(largest, subnets)
-    combined = []
-    for g_s, g_sub, unit, scale in zip(largest, subnets, units, scales, strict=True):
-        if g_s is None:  # counted as zeros in a unit with some g_s (the reference scales the whole tensor)
-            keep = scale is None or g_sub is None or not has_largest_gradient[unit]
-            combined.append(g_sub if keep else g_sub * scale)
-        elif g_sub is None:
-            combined.append(g_s if has_subnet_gradient[unit] else g_s + g_s)
-        else:
-            combined.append(g_s + g_sub if scale is None else torch.addcmul(g_s, g_sub, scale))
-    return combined
+    parts = zip(largest, subnets, units, scales, strict=True)
+    return [_combined_tensor(a, b, scale, has_largest[unit], has_subnet[unit]) for a, b, unit, scale in parts]
+
+
+def _units_with_gradients(
+    units: Sequence[int], largest: Sequence[Tensor | None], subnets: Sequence[Tensor | None]
+) -> tuple[list[bool], list[bool]]:
+    """Per unit: whether any of its tensors has g_sub, and whether any has g_s."""
+    has_subnet = [False] * (max(units, default=-1) + 1)
+    has_largest = list(has_subnet)
+    for unit, g_s, g_sub in zip(units, largest, subnets, strict=True):
+        has_subnet[unit] |= g_sub is not None
+        has_largest[unit] |= g_s is not None
+    return has_subnet, has_largest
+
+
+def _unit_scales(
+    largest: Sequence[Tensor | None],
+    subnets: Sequence[Tensor | None],
+    units: Sequence[int],
+    dots: GradientDots,
+    max_scale: float,
+    eps: float,
+) -> list[Tensor]:
+    """The scale 1 + clamp(-<g_sub, g_s> / (eps + |g_sub|^2), 0, max_scale) of each tensor's unit, as 0-d tensors."""
+    index = torch.tensor(list(units), device=dots.dot.device)  # (num_tensors,)
+    count = max(units, default=-1) + 1
+    unit_dot = dots.dot.new_zeros(count).index_add_(0, index, dots.dot)  # (num_units,)
+    unit_sq = dots.subnet_sq.new_zeros(count).index_add_(0, index, dots.subnet_sq)
+    unit_scale = 1.0 + (-unit_dot / (eps + unit_sq)).clamp(0.0, max_scale)  # (num_units,)
+    return list(unit_scale[index].unbind(0))
+
+
+def _combined_tensor(
+    g_s: Tensor | None, g_sub: Tensor | None, scale: Tensor | None, unit_has_largest: bool, unit_has_subnet: bool
+) -> Tensor | None:
+    """One tensor of :func:`reference_combine`'s result."""
+    if g_s is None:  # counted as zeros in a unit with some g_s (the reference scales the whole tensor)
+        keep = scale is None or g_sub is None or not unit_has_largest
+        return g_sub if keep else g_sub * scale
+    if g_sub is None:
+        return g_s if unit_has_subnet else g_s + g_s
+    return g_s + g_sub if scale is None else torch.addcmul(g_s, g_sub, scale)
 
 
 def _projection_coefficients(dots: GradientDots, mode: ProjectionMode) -> Tensor:

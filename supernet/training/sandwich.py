@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from search_space import SubnetConfig
+from supernet.bn_calibration import BatchNormSnapshot
 from supernet.elastic import SwitchableScale
 from supernet.supernet import Supernet
 from supernet.training.alpha_divergence import adaptive_alpha_divergence
@@ -57,6 +59,10 @@ class StepResult:
 class SandwichStep:
     """Runs the sandwich rule on batches and writes the combined gradient into ``.grad``.
 
+    The settings of a run are fixed here; :meth:`run` takes what changes from step to step. A step whose loss is
+    not finite leaves no trace: its gradients are cleared and the BatchNorm statistics its forward passes moved are
+    put back.
+
     Args:
         net: the supernet (not wrapped: gradients are synchronised through ``sync``).
         alpha_min, alpha_max, alpha_clamp: the distillation loss's parameters.
@@ -67,6 +73,10 @@ class SandwichStep:
             :func:`reference_combine`, each switchable scaling layer's vectors forming one unit (one tensor in the
             reference code).
         clip_grad: max global norm of the smaller subnets' gradient under the reference rule; None: no clipping.
+        projection_mode: how :func:`project_gradients` projects under the paper's rule.
+        measure_conflicts: measure the gradient-conflict rates of every step (``StepResult.conflicts``).
+        autocast: the mixed-precision context of the forward passes.
+        scale_loss: a grad scaler's ``scale`` (None: none; the reference rule clips, so it needs unscaled gradients).
     """
 
     def __init__(
@@ -79,6 +89,10 @@ class SandwichStep:
         sync: GradientSync | None = None,
         rule: CombineRule = "paper",
         clip_grad: float | None = None,
+        projection_mode: str = "tensor",
+        measure_conflicts: bool = False,
+        autocast: Callable[[], AbstractContextManager] = nullcontext,
+        scale_loss: Callable[[Tensor], Tensor] | None = None,
     ):
         if rule not in ("paper", "reference"):
             raise ValueError(f"rule={rule!r} is not 'paper' or 'reference'")
@@ -87,67 +101,80 @@ class SandwichStep:
         self.params = [p for p in net.parameters()]
         self.groups = list(groups)
         self.sync = sync or (lambda grads: grads)
-        self.rule = rule
-        self.clip_grad = clip_grad
+        self.rule, self.clip_grad = rule, clip_grad
+        self.projection_mode, self.measure_conflicts = projection_mode, measure_conflicts
+        self.autocast = autocast
+        self.scale_loss = scale_loss or (lambda loss: loss)
         self.units = reference_units(net) if rule == "reference" else None
+        self.batch_norms = BatchNormSnapshot(net)
 
     def run(
         self,
         micro_batches: Sequence[tuple[Tensor, Tensor]],
         subnets: Sequence[tuple[str, SubnetConfig]],
-        autocast: Callable[[], torch.autocast],
-        scale_loss: Callable[[Tensor], Tensor],
         project: bool,
-        projection_mode: str,
-        measure_conflicts: bool,
     ) -> StepResult:
         """One optimiser step's gradients over ``micro_batches`` of (images (B, 3, S, S), soft targets (B, K)).
 
         ``subnets[0]`` is the largest; the others are distilled from it. Losses are divided by the number of
-        micro-batches, and ``scale_loss`` applies a grad scaler (identity without one; the reference rule clips, so
-        it needs unscaled gradients). When any loss is non-finite on any process the gradients are cleared and
-        ``finite`` is False. ``project`` False sums the gradients (the reference rule keeps its other details).
+        micro-batches. When any loss is non-finite on any process the gradients are cleared, the BN statistics
+        restored and ``finite`` is False. ``project`` False sums the gradients (the reference rule keeps its other
+        details).
         """
-        count = len(micro_batches)
-        device = self.params[0].device
-        totals = {slot: torch.zeros((), device=device) for slot, _ in subnets}  # on the device: one sync a step
-        largest_slot, largest_cfg = subnets[0]
-        teacher_logits = []
-        self.net.set_active_subnet(largest_cfg)
-        for images, targets in micro_batches:
-            with autocast():
-                logits = self.net(images)
-                loss = soft_cross_entropy(logits, targets)
-            scale_loss(loss / count).backward()
-            teacher_logits.append(logits.detach())
-            totals[largest_slot] += loss.detach().float()
+        self.batch_norms.save()
+        totals = {slot: torch.zeros((), device=self.params[0].device) for slot, _ in subnets}  # one sync a step
+        teacher_logits = self._largest_pass(micro_batches, subnets[0], totals)
         largest = self._take_gradients()
         for slot, cfg in subnets[1:]:
-            self.net.set_active_subnet(cfg)
-            for (images, _), teacher in zip(micro_batches, teacher_logits):
-                with autocast():
-                    logits = self.net(images)
-                loss = adaptive_alpha_divergence(logits, teacher, *self.alpha)
-                scale_loss(loss / count).backward()
-                totals[slot] += loss.detach().float()
+            self._distilled_pass(micro_batches, cfg, teacher_logits, totals, slot)
         others = self._take_gradients()
-        values = (torch.stack(list(totals.values())) / count).tolist()
+        values = (torch.stack(list(totals.values())) / len(micro_batches)).tolist()
         losses = dict(zip(totals, values))
-        finite = self._all_finite(losses)
-        if not finite:
+        if not self._all_finite(losses):
+            self.batch_norms.restore()
             return StepResult(losses, None, False)
         clipped_norm = _clip_(others, self.clip_grad) if self.rule == "reference" else None
-        dots = GradientDots.compute(largest, others) if (project or measure_conflicts) else None
-        stats = conflict_stats(largest, others, self.groups, dots) if measure_conflicts else None
+        stats = self._combine(largest, others, project)
+        return StepResult(losses, stats, True, clipped_norm)
+
+    def _largest_pass(self, micro_batches, largest: tuple[str, SubnetConfig], totals: dict) -> list[Tensor]:
+        """Backward of the largest subnet's loss on the targets; returns its (B, K) logits per micro-batch."""
+        slot, cfg = largest
+        teacher_logits = []
+        self.net.set_active_subnet(cfg)
+        for images, targets in micro_batches:
+            with self.autocast():
+                logits = self.net(images)
+                loss = soft_cross_entropy(logits, targets)
+            self.scale_loss(loss / len(micro_batches)).backward()
+            teacher_logits.append(logits.detach())
+            totals[slot] += loss.detach().float()
+        return teacher_logits
+
+    def _distilled_pass(self, micro_batches, cfg: SubnetConfig, teacher_logits: list, totals: dict, slot: str) -> None:
+        """Backward of subnet ``cfg``'s distillation loss against the largest subnet's logits."""
+        self.net.set_active_subnet(cfg)
+        for (images, _), teacher in zip(micro_batches, teacher_logits):
+            with self.autocast():
+                logits = self.net(images)
+            loss = adaptive_alpha_divergence(logits, teacher, *self.alpha)
+            self.scale_loss(loss / len(micro_batches)).backward()
+            totals[slot] += loss.detach().float()
+
+    def _combine(self, largest: list, others: list, project: bool) -> ConflictStats | None:
+        """Write the combined gradient into ``.grad``; returns the conflict rates when they are measured."""
+        measure = self.measure_conflicts
+        dots = GradientDots.compute(largest, others) if (project or measure) else None
+        stats = conflict_stats(largest, others, self.groups, dots) if measure else None
         if self.units is not None:
             combined = reference_combine(largest, others, self.units, project, dots)
         elif project:
-            combined = project_gradients(largest, others, projection_mode, dots)
+            combined = project_gradients(largest, others, self.projection_mode, dots)
         else:
             combined = [_add(a, b) for a, b in zip(largest, others)]
         for param, grad in zip(self.params, combined):
             param.grad = grad
-        return StepResult(losses, stats, True, clipped_norm)
+        return stats
 
     def _take_gradients(self) -> list[Tensor | None]:
         grads = [p.grad for p in self.params]
