@@ -48,12 +48,7 @@ def plot_pareto(
         drawstyle="steps-post",
         label=f"Pareto front ({len(front)})",
     )
-    others = []
-    for index, budget in enumerate(budgets):
-        if budget.metric == cost:
-            axes.axvline(budget.limit / scale, linestyle="--", color=f"C{index % 10}", label=budget.label)
-        else:
-            others.append(budget.label)
+    others = _draw_budgets(axes, budgets, cost, scale)
     axes.set_xlabel(f"{cost} ({unit})" if unit else cost)
     axes.set_ylabel(f"{objective} on the search split (%)" if objective.startswith("top") else objective)
     axes.set_title(f"{objective} against {cost}" + (f" (also budgets: {', '.join(others)})" if others else ""))
@@ -62,3 +57,14 @@ def plot_pareto(
     figure.tight_layout()
     figure.savefig(path)
     return Path(path)
+
+
+def _draw_budgets(axes, budgets: Sequence[Budget], cost: str, scale: float) -> list[str]:
+    """A dashed vertical line per budget on ``cost``; returns the labels of the budgets on other metrics."""
+    others = []
+    for index, budget in enumerate(budgets):
+        if budget.metric == cost:
+            axes.axvline(budget.limit / scale, linestyle="--", color=f"C{index % 10}", label=budget.label)
+        else:
+            others.append(budget.label)
+    return others

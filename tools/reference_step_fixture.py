@@ -26,7 +26,6 @@ import contextlib
 import copy
 import io
 import json
-import re
 import sys
 import types
 from pathlib import Path
@@ -35,8 +34,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from nasvit.reference.subnet import to_reference  # noqa: E402 - the repository root is on the path only now
-from search_space import SearchSpace  # noqa: E402
+from nasvit.reference.mapping import sources  # noqa: E402 - the repository root is on the path only now
+from nasvit.reference.subnet import to_reference  # noqa: E402
 from supernet.training.sandwich import sample_subnets  # noqa: E402
 from tests import reference_step_setup as setup  # noqa: E402
 
@@ -47,61 +46,12 @@ SMALL_TENSORS = (  # recorded in full, with the first two scale vectors that cha
 )
 SQ_FLOOR = 1e-12
 EPOCHS = (100, 101)  # the last epoch that sums the gradients, the first that scales the subnets' gradient
-_MBCONV = {"expand": "inverted_bottleneck", "depthwise": "depth_conv", "project": "point_linear"}
-_TRANSFORMER = {  # ours -> reference; our first MLP branch (norm2, mlp1) is its (norm3, mlp2)
-    "norm1": "norm1",
-    "norm2": "norm3",
-    "norm3": "norm2",
-    "mlp1": "mlp2",
-    "mlp2": "mlp1",
-    "attn.talk_pre": "attn.proj_l.linear",
-    "attn.talk_post": "attn.proj_w.linear",
-    "attn.proj": "attn.proj.linear",
-    "attn.v_conv": "attn.vconv",
-    "attn.position_bias.table": "attn.relative_position_bias_table",
-}
 
 
-def reference_name(name: str, space: SearchSpace) -> tuple[str, tuple[int, int] | None]:
-    """The reference tensor of our tensor ``name``, and the (depth, tokens mod 8) row for a scale vector.
-
-    The reference numbers its blocks ``blocks.{i}`` over the stages in order, each stage holding its largest depth.
-    """
-    depths = [max(stage.depths) for stage in space.stages]
-    offsets = [sum(depths[:i]) for i in range(len(depths))]
-    if name.startswith("stem."):
-        return "first_conv." + name[5:].replace("conv.", "conv.conv.").replace("bn.", "bn.bn."), None
-    if name.startswith("head."):
-        rest = name[5:]
-        if rest.startswith("expand."):
-            rest = rest[7:].replace("conv.", "conv.conv.").replace("bn.", "bn.bn.")
-            return "last_conv.final_expand_layer." + rest, None
-        if rest == "mix.weight":
-            return "last_conv.feature_mix_layer.conv.conv.weight", None
-        return "classifier.linear.linear." + rest.split(".", 1)[1], None
-    stage, block, rest = re.fullmatch(r"stages\.(\d+)\.(\d+)\.(.+)", name).groups()
-    prefix = f"blocks.{offsets[int(stage)] + int(block)}."
-    scale = re.fullmatch(r"scale_(attn|mlp)\.vectors\.d(\d+)_n(\d+)", rest)
-    if scale:
-        return prefix + f"rescale_{scale[1]}", (int(scale[2]), int(scale[3]))
-    part, leaf = rest.split(".", 1)
-    if part in _MBCONV:
-        return prefix + f"mobile_inverted_conv.{_MBCONV[part]}." + leaf.replace("conv.", "conv.conv.").replace(
-            "bn.", "bn.bn."
-        ), None
-    if part == "se":
-        return prefix + "mobile_inverted_conv.depth_conv.se.fc." + leaf, None
-    if part == "shortcut":
-        return prefix + "shortcut.conv.conv." + leaf.split(".", 1)[1], None
-    for ours, theirs in _TRANSFORMER.items():
-        if rest == ours:
-            return prefix + theirs, None
-        if rest.startswith(ours + "."):
-            tail = rest[len(ours) + 1 :].replace("fc1", "linear1.linear").replace("fc2", "linear2.linear")
-            return prefix + theirs + "." + tail, None
-    if rest.startswith("attn.") and rest[5] in "qkv" and rest[6] == ".":
-        return prefix + f"attn.{rest[5]}.linear." + rest[7:], None
-    raise KeyError(f"no reference tensor for {name}")
+def reference_names(net: torch.nn.Module) -> dict[str, tuple[str, tuple[int, int] | None]]:
+    """Our tensor name -> the reference tensor it maps to and, for a scale vector, its (depth, tokens mod 8) row
+    (the map ``nasvit convert-reference`` uses, :func:`nasvit.reference.mapping.sources`)."""
+    return {name: (source.key, source.row) for name, source in sources(net.space, list(net.state_dict())).items()}
 
 
 def import_reference(reference_dir: Path) -> types.ModuleType:
@@ -138,11 +88,12 @@ def reference_model(main: types.ModuleType, reference_dir: Path, net: torch.nn.M
     with contextlib.redirect_stdout(io.StringIO()):
         model = main.models.model_factory.create_model(config).double()
     state = model.state_dict()
+    references = reference_names(net)
     with torch.no_grad():
         for name, tensor in net.state_dict().items():
             if name.endswith("num_batches_tracked"):
                 continue
-            target, row = reference_name(name, space)
+            target, row = references[name]
             view = state[target][row] if row else state[target]
             assert view.shape == tensor.shape, (name, target, tuple(view.shape), tuple(tensor.shape))
             view.copy_(tensor)
@@ -182,10 +133,38 @@ def reference_step(
     config.TRAIN.CLIP_GRAD = setup.CLIP_GRAD
     config.PRINT_FREQ = 10**9
     config.freeze()
+    references = reference_names(net)
+    params = dict(model.named_parameters())
+    optimizer = _reference_optimizer(main, config, model, epoch, sq, references)
+    if gradients is not None:
+        _record_gradients(optimizer, list(dict(net.named_parameters())), references, params, gradients)
+    before = {name: p.detach().clone() for name, p in params.items()}
+    randoms = [dict(cfg) for cfg in subnets[2:]]
+    model.sample_active_subnet = lambda: _activate(model, randoms.pop(0))
+    labels = torch.zeros(images.shape[0], dtype=torch.long)
+    scheduler = types.SimpleNamespace(step_update=lambda *args: None)
+    loss = main.SoftTargetCrossEntropy()  # what main_worker picks: AUG.MIXUP > 0
+    fixed = [_FixedLogits(t) for t in teachers]
+    main.train_one_epoch(
+        config, _Wrapped(model), loss, [(images, labels)], optimizer, epoch, None, scheduler, fixed, None, None
+    )
+    assert not randoms, "the reference drew another number of random subnets"
+    updates = {}
+    for name in dict(net.named_parameters()):
+        target, row = references[name]
+        delta = params[target].detach() - before[target]
+        delta = delta[row] if row else delta
+        if delta.abs().max() > 0:
+            updates[name] = delta
+    return updates
+
+
+def _reference_optimizer(main, config, model, epoch: int, sq: dict[str, float], references: dict):
+    """The reference's ``Constraint`` optimiser for ``model``, switched as ``main_worker`` does at ``epoch``, its AdamW
+    state filled: ``exp_avg_sq`` the constant ``sq[name]`` of each of our tensors (one elsewhere), ``exp_avg`` 0."""
     optimizer = main.build_optimizer(config, model)
     if epoch > 100:  # main_worker's switch
         optimizer.proj_student = False
-    references = {name: reference_name(name, net.space) for name in net.state_dict()}
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in sq.items():
@@ -198,47 +177,23 @@ def reference_step(
                     exp_avg_sq=torch.ones_like(params[target]),  # rows and slices no subnet uses never change
                 )
             (state["exp_avg_sq"][row] if row else state["exp_avg_sq"]).fill_(value)
-    ours = dict(net.named_parameters())
-    if gradients is not None:
-        base_step = optimizer.base_optimizer.step
+    return optimizer
 
-        def capture(*args, **kwargs):
-            for name in ours:
-                target, row = references[name]
-                grad = params[target].grad
-                grad = None if grad is None else (grad[row] if row else grad)
-                if grad is not None and grad.abs().max() > 0:
-                    gradients[name] = grad.detach().clone()
-            return base_step(*args, **kwargs)
 
-        optimizer.base_optimizer.step = capture
-    before = {name: p.detach().clone() for name, p in params.items()}
-    randoms = [dict(cfg) for cfg in subnets[2:]]
-    model.sample_active_subnet = lambda: _activate(model, randoms.pop(0))
-    labels = torch.zeros(images.shape[0], dtype=torch.long)
-    scheduler = types.SimpleNamespace(step_update=lambda *args: None)
-    main.train_one_epoch(
-        config,
-        _Wrapped(model),
-        main.SoftTargetCrossEntropy(),  # what main_worker picks: AUG.MIXUP > 0
-        [(images, labels)],
-        optimizer,
-        epoch,
-        None,
-        scheduler,
-        [_FixedLogits(t) for t in teachers],
-        None,
-        None,
-    )
-    assert not randoms, "the reference drew another number of random subnets"
-    updates = {}
-    for name in ours:
-        target, row = references[name]
-        delta = params[target].detach() - before[target]
-        delta = delta[row] if row else delta
-        if delta.abs().max() > 0:
-            updates[name] = delta
-    return updates
+def _record_gradients(optimizer, names: list[str], references: dict, params: dict, gradients: dict) -> None:
+    """Make the AdamW step first copy into ``gradients`` the non-zero gradient it is given for each of ``names``."""
+    base_step = optimizer.base_optimizer.step
+
+    def capture(*args, **kwargs):
+        for name in names:
+            target, row = references[name]
+            grad = params[target].grad
+            grad = None if grad is None else (grad[row] if row else grad)
+            if grad is not None and grad.abs().max() > 0:
+                gradients[name] = grad.detach().clone()
+        return base_step(*args, **kwargs)
+
+    optimizer.base_optimizer.step = capture
 
 
 def _activate(model, cfg: dict) -> dict:
@@ -267,20 +222,36 @@ def main_cli(argv: list[str] | None = None) -> None:
     images, *teachers = setup.batch(args.seed)
     subnets = [cfg for _, cfg in sample_subnets(net, args.seed, args.step, 2)]
     dicts = [to_reference(cfg) for cfg in subnets]
-    names = [name for name, _ in net.named_parameters()]
     gradients: dict[str, torch.Tensor] = {}
     reference_step(main, reference_dir, copy.deepcopy(net), images, teachers, dicts, EPOCHS[0], {}, gradients)
     # of the order of g^2; the floor keeps tensors whose gradient is rounding noise (k biases, talking-head biases
     # before the softmax: the softmax ignores them) at a negligible update
     sq = {name: max(float(grad.square().mean()), SQ_FLOOR) for name, grad in gradients.items()}
-    cases, signatures = {}, {}
-    for epoch in EPOCHS:
-        updates = reference_step(main, reference_dir, copy.deepcopy(net), images, teachers, dicts, epoch, sq)
-        cases[str(epoch)] = updates
+    cases = {
+        str(epoch): reference_step(main, reference_dir, copy.deepcopy(net), images, teachers, dicts, epoch, sq)
+        for epoch in EPOCHS
+    }
+    _write_fixture(args, net, subnets, dicts, sq, cases)
+    if args.check:
+        for epoch in EPOCHS:
+            ours = our_step(copy.deepcopy(net), images, teachers, subnets, epoch, sq, args.seed, args.step)
+            worst = max(
+                float((ours.get(n, torch.zeros_like(u)) - u).norm() / max(float(u.norm()), setup.NORM_FLOOR))
+                for n, u in cases[str(epoch)].items()
+            )
+            missing = sorted(set(cases[str(epoch)]) ^ set(ours))
+            print(f"epoch {epoch}: max relative update difference {worst:.2e}; tensors on one side only: {missing}")
+
+
+def _write_fixture(args, net, subnets: list, dicts: list[dict], sq: dict[str, float], cases: dict) -> None:
+    """``step.json`` (the setting) and ``step.pt`` (tensor names, AdamW constants, each case's update signature)."""
+    names = [name for name, _ in net.named_parameters()]
+    signatures = {}
+    for epoch, updates in cases.items():
         signature = setup.update_signature(names, updates, args.seed)
         scales = sorted(name for name in updates if ".vectors." in name)[:2]
         signature["small"] = {name: updates[name].clone() for name in (*SMALL_TENSORS, *scales)}  # own storage
-        signatures[str(epoch)] = signature
+        signatures[epoch] = signature
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
         "reference": "facebookresearch/NASViT commit 0472916, main.train_one_epoch + misc/constrain_opt.Constraint",
@@ -300,15 +271,6 @@ def main_cli(argv: list[str] | None = None) -> None:
     }
     torch.save(payload, args.out / "step.pt")
     print(f"wrote {args.out}: {len(names)} tensors, {len(sq)} with an AdamW state")
-    if args.check:
-        for epoch in EPOCHS:
-            ours = our_step(copy.deepcopy(net), images, teachers, subnets, epoch, sq, args.seed, args.step)
-            worst = max(
-                float((ours.get(n, torch.zeros_like(u)) - u).norm() / max(float(u.norm()), setup.NORM_FLOOR))
-                for n, u in cases[str(epoch)].items()
-            )
-            missing = sorted(set(cases[str(epoch)]) ^ set(ours))
-            print(f"epoch {epoch}: max relative update difference {worst:.2e}; tensors on one side only: {missing}")
 
 
 if __name__ == "__main__":

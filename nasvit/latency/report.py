@@ -99,31 +99,21 @@ def latency_report(
 
     Args:
         space: the space to sample from (seeded by ``seed``); every subnet is forced to ``resolution``.
-        lut: a latency table of ``space`` holding ``resolution``.
-        samples: number of subnets, at least 3.
+        lut: a latency table of ``space`` holding ``resolution``; ``samples``: number of subnets, at least 3.
         settings: how the inference form of each subnet (:func:`~nasvit.latency.inference_model`) is timed.
         resolution: input side; None: :func:`default_resolution`.
 
     Returns:
-        ``{"space", "resolution", "samples", "seed", "settings", "device_name", "predictors", "subnets",
-        "measured_ms", "measured_spread", "values"}``: ``predictors`` maps ``macs``, ``params``, ``activations``,
-        ``lut`` to their :func:`score`; ``subnets``, ``measured_ms`` (medians), ``measured_spread`` ((p90 - p10)
-        / median of each subnet's runs) and ``values[predictor]`` are per-sample lists;
-        ``device_name`` is the device the subnets were measured on.
+        ``{"space", "resolution", "samples", "seed", "settings", "device_name" (where it was measured),
+        "predictors", "subnets", "measured_ms", "measured_spread", "values"}``: ``predictors`` maps ``macs``,
+        ``params``, ``activations``, ``lut`` to their :func:`score`; ``subnets``, ``measured_ms`` (medians),
+        ``measured_spread`` ((p90 - p10) / median of each subnet's runs) and ``values[predictor]`` are per sample.
 
     Raises:
         NasvitError: fewer than 3 samples, or a resolution the space or the table lacks (checked before
             anything is timed).
     """
-    if samples < 3:
-        raise NasvitError(f"a latency report needs at least 3 samples to correlate, got {samples}")
-    resolution = default_resolution(lut) if resolution is None else resolution
-    check_resolution(space, resolution)
-    if resolution not in lut.resolutions:
-        raise NasvitError(
-            f"latency table {lut.path} has resolutions {list(lut.resolutions)}, not {resolution}; add it with: "
-            f"nasvit latency build-lut --space {space.name} --out {lut.path} --resolutions {resolution}"
-        )
+    resolution = _checked_request(space, lut, samples, resolution)
     rng = random.Random(seed)
     cfgs = [space.sample(rng).replace(resolution=resolution) for _ in range(samples)]
     values = {metric: [space.cost(cfg).get(metric) for cfg in cfgs] for metric in COST_METRICS}
@@ -146,6 +136,21 @@ def latency_report(
         "measured_spread": [s.spread for s in stats],
         "values": values,
     }
+
+
+def _checked_request(space: SearchSpace, lut: LatencyTable, samples: int, resolution: int | None) -> int:
+    """The resolution a report measures at; raises NasvitError for fewer than 3 samples or a resolution the space
+    or the table lacks."""
+    if samples < 3:
+        raise NasvitError(f"a latency report needs at least 3 samples to correlate, got {samples}")
+    resolution = default_resolution(lut) if resolution is None else resolution
+    check_resolution(space, resolution)
+    if resolution not in lut.resolutions:
+        raise NasvitError(
+            f"latency table {lut.path} has resolutions {list(lut.resolutions)}, not {resolution}; add it with: "
+            f"nasvit latency build-lut --space {space.name} --out {lut.path} --resolutions {resolution}"
+        )
+    return resolution
 
 
 def plot_report(report: dict, path: str) -> None:
