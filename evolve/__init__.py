@@ -1,18 +1,18 @@
 """Evolutionary searchers over subnet configs (deap); they see subnets only as ``SubnetConfig``.
 
 from search_space import load_space
-from evolve import SearchConfig, run_search
+from evolve import EvolveConfig, run_search
 space = load_space("nasvit")
-config = SearchConfig(population=50, generations=20, budgets=["macs<=300M", "macs<=500M"])
+config = EvolveConfig(population=50, generations=20, budgets=["macs<=300M", "macs<=500M"])
 result = run_search(space, evaluator, config, out_dir="runs/search")   # evaluator: cfgs -> [{"top1": ...}]
 result.best_for("macs<=300M").subnet
 """
 
 from evolve.budget import BUDGET_METRICS, Budget, parse_budget
 from evolve.candidate import Candidate
-from evolve.config import ALGORITHMS, SearchConfig
+from evolve.config import ALGORITHMS, EvolveConfig
 from evolve.errors import BudgetError, SearchError
-from evolve.evaluator import CostEvaluator, Evaluator, LatencyFn
+from evolve.evaluator import CandidateScorer, Evaluator, LatencyFn
 from evolve.log import CANDIDATES_FILE, GENERATIONS_FILE, SETTINGS_FILE, SearchLog, load_candidates
 from evolve.pareto import candidate_front, hypervolume, pareto_front
 from evolve.plot import plot_pareto
@@ -31,11 +31,11 @@ __all__ = [
     "Budget",
     "BudgetError",
     "Candidate",
-    "CostEvaluator",
+    "CandidateScorer",
     "Evaluator",
+    "EvolveConfig",
     "GenerationSummary",
     "LatencyFn",
-    "SearchConfig",
     "SearchError",
     "SearchLog",
     "SearchResult",

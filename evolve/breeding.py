@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from evolve.budget import Budget
-from evolve.config import SearchConfig
+from evolve.config import EvolveConfig
 from evolve.errors import BudgetError
-from evolve.evaluator import CostEvaluator
+from evolve.evaluator import CandidateScorer
 from search_space import SearchSpace, SpaceError, SubnetConfig
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,8 @@ class Breeder:
     """
 
     space: SearchSpace
-    scorer: CostEvaluator
-    config: SearchConfig
+    scorer: CandidateScorer
+    config: EvolveConfig
 
     def feasible(self, cfg: SubnetConfig, budgets: Sequence[Budget]) -> bool:
         """Whether ``cfg`` meets at least one of ``budgets`` (always true for no budgets)."""

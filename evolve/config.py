@@ -1,4 +1,4 @@
-"""``SearchConfig``: every knob of an evolutionary search, validated as a whole."""
+"""``EvolveConfig``: every knob of an evolutionary search, validated as a whole."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ALGORITHMS = ("constrained", "nsga2")
 
 
 @dataclass
-class SearchConfig:
+class EvolveConfig:
     """Settings of :func:`evolve.run_search`.
 
     Attributes:
@@ -72,7 +72,7 @@ class SearchConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+    def from_dict(cls, data: dict[str, Any]) -> EvolveConfig:
         """Inverse of :meth:`to_dict`.
 
         Raises:
@@ -84,7 +84,7 @@ class SearchConfig:
             raise SearchError([f"unknown search setting {key!r}{did_you_mean(key, names)}" for key in unknown])
         return cls(**data)
 
-    def resume_mismatches(self, other: SearchConfig) -> list[str]:
+    def resume_mismatches(self, other: EvolveConfig) -> list[str]:
         """Settings that shape the search and differ in ``other``, as ``name: mine != theirs`` lines.
 
         ``generations`` and ``eval_batch_size`` may differ: a resumed search may run longer or shorter, and

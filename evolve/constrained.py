@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from evolve.breeding import Breeder, initial_population, split_evenly
 from evolve.budget import Budget
 from evolve.candidate import Candidate
-from evolve.config import SearchConfig
+from evolve.config import EvolveConfig
 from evolve.ranking import ranked
 from search_space import SubnetConfig
 
@@ -29,7 +29,7 @@ class ConstrainedSearch:
         budgets: the budgets served (at least one).
     """
 
-    def __init__(self, breeder: Breeder, config: SearchConfig, budgets: Sequence[Budget]):
+    def __init__(self, breeder: Breeder, config: EvolveConfig, budgets: Sequence[Budget]):
         self.breeder = breeder
         self.config = config
         self.budgets = tuple(budgets)

@@ -1,4 +1,4 @@
-"""The evaluator protocol and ``CostEvaluator``, which adds costs, caches results and counts evaluations.
+"""The evaluator protocol and ``CandidateScorer``, which turns subnets into candidates: costs, cached results, counts.
 
 An evaluator scores a batch of subnets at once (so a distributed evaluator can split a population over
 ranks) and returns one metrics dict per subnet holding at least the search objective (``top1`` by
@@ -30,7 +30,7 @@ class Evaluator(Protocol):
         ...
 
 
-class CostEvaluator:
+class CandidateScorer:
     """Turns subnets into :class:`Candidate` s: costs from the cost model, metrics from ``evaluator``.
 
     Results are cached by ``str(cfg)``, so a subnet is evaluated at most once; the cache can be preloaded
@@ -165,7 +165,7 @@ class CostEvaluator:
         if not isinstance(metrics, Mapping) or self.objective not in metrics:
             raise SearchError(
                 f"the evaluator returned {metrics!r} for {key}; each result must be a dict holding the "
-                f"objective {self.objective!r} (set SearchConfig.objective to the metric it returns)"
+                f"objective {self.objective!r} (set EvolveConfig.objective to the metric it returns)"
             )
         checked = {}
         for name, value in metrics.items():

@@ -2,7 +2,7 @@
 
 Files:
 
-- ``search.json``: the space name and the full :class:`SearchConfig`, written when the search starts.
+- ``search.json``: the space name and the full :class:`EvolveConfig`, written when the search starts.
 - ``candidates.jsonl``: one line per evaluated subnet, ``{"subnet", "metrics", "costs", "generation"}``,
   appended and flushed as soon as the evaluator returns.
 - ``generations.jsonl``: one line per completed generation: its summary and the searcher's population
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from evolve.candidate import Candidate
-from evolve.config import SearchConfig
+from evolve.config import EvolveConfig
 from evolve.errors import SearchError
 from evolve.results import GenerationSummary
 from search_space import SearchSpace
@@ -65,7 +65,7 @@ class SearchLog:
             corrupt log.
     """
 
-    def __init__(self, out_dir: str | Path, space: SearchSpace, config: SearchConfig, resume: bool):
+    def __init__(self, out_dir: str | Path, space: SearchSpace, config: EvolveConfig, resume: bool):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.logged = LoggedSearch()
@@ -114,12 +114,12 @@ class SearchLog:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _check_settings(self, settings: Path, space: SearchSpace, config: SearchConfig) -> None:
+    def _check_settings(self, settings: Path, space: SearchSpace, config: EvolveConfig) -> None:
         if not settings.exists():
             raise SearchError(f"{settings} is missing, so the log in {self.out_dir} cannot be resumed safely")
         try:
             saved = json.loads(settings.read_text())
-            saved_config = SearchConfig.from_dict(saved["config"])
+            saved_config = EvolveConfig.from_dict(saved["config"])
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
             raise SearchError(
                 f"{settings} is corrupt ({type(error).__name__}: {error}), so the log in {self.out_dir} cannot be "

@@ -19,7 +19,7 @@ from deap.tools.emo import assignCrowdingDist
 from evolve.breeding import Breeder, initial_population
 from evolve.budget import Budget
 from evolve.candidate import Candidate
-from evolve.config import SearchConfig
+from evolve.config import EvolveConfig
 from evolve.ranking import meets_any
 from search_space import SubnetConfig
 
@@ -43,7 +43,7 @@ class NSGA2Search:
         budgets: constraints (a candidate must meet at least one); may be empty.
     """
 
-    def __init__(self, breeder: Breeder, config: SearchConfig, budgets: Sequence[Budget]):
+    def __init__(self, breeder: Breeder, config: EvolveConfig, budgets: Sequence[Budget]):
         self.breeder = breeder
         self.config = config
         self.budgets = tuple(budgets)

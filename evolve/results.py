@@ -10,7 +10,7 @@ from typing import Any
 
 from evolve.budget import parse_budget
 from evolve.candidate import Candidate
-from evolve.config import SearchConfig
+from evolve.config import EvolveConfig
 from evolve.plot import plot_pareto
 from search_space import SearchSpace, format_count
 
@@ -94,7 +94,7 @@ class SearchResult:
     """
 
     space: SearchSpace
-    config: SearchConfig
+    config: EvolveConfig
     best: Mapping[str, Candidate | None]
     pareto: list[Candidate]
     population: list[Candidate]

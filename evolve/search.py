@@ -21,10 +21,10 @@ from typing import Protocol
 from evolve.breeding import Breeder
 from evolve.budget import Budget
 from evolve.candidate import Candidate
-from evolve.config import SearchConfig
+from evolve.config import EvolveConfig
 from evolve.constrained import ConstrainedSearch
 from evolve.errors import BudgetError, SearchError
-from evolve.evaluator import CostEvaluator, Evaluator, LatencyFn
+from evolve.evaluator import CandidateScorer, Evaluator, LatencyFn
 from evolve.log import SearchLog
 from evolve.nsga2 import NSGA2Search
 from evolve.pareto import candidate_front
@@ -61,8 +61,8 @@ def generation_rng(seed: int, generation: int) -> random.Random:
 
 def run_search(
     space: SearchSpace,
-    evaluator: Evaluator | CostEvaluator,
-    config: SearchConfig,
+    evaluator: Evaluator | CandidateScorer,
+    config: EvolveConfig,
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: ProgressFn | None = None,
@@ -73,7 +73,7 @@ def run_search(
 
     Args:
         space: the search space.
-        evaluator: scores batches of subnets (see :class:`evolve.Evaluator`); a :class:`CostEvaluator` is
+        evaluator: scores batches of subnets (see :class:`evolve.Evaluator`); a :class:`CandidateScorer` is
             used as is (its cache and counters carry over), anything else is wrapped in one.
         config: the search settings.
         out_dir: where the log and the results (``pareto.json``, ``best.json``, ``pareto.png``) go; None
@@ -115,9 +115,9 @@ class _Loop:
 
     def __init__(
         self,
-        config: SearchConfig,
+        config: EvolveConfig,
         budgets: tuple[Budget, ...],
-        scorer: CostEvaluator,
+        scorer: CandidateScorer,
         strategy: Strategy,
         log: SearchLog | None,
         progress: ProgressFn | None,
@@ -218,24 +218,24 @@ class _Loop:
 
 
 def _scorer(
-    space: SearchSpace, evaluator: Evaluator | CostEvaluator, config: SearchConfig, latency_fn: LatencyFn | None
-) -> CostEvaluator:
-    if not isinstance(evaluator, CostEvaluator):
-        return CostEvaluator(space, evaluator, config.objective, latency_fn, config.needs_latency)
+    space: SearchSpace, evaluator: Evaluator | CandidateScorer, config: EvolveConfig, latency_fn: LatencyFn | None
+) -> CandidateScorer:
+    if not isinstance(evaluator, CandidateScorer):
+        return CandidateScorer(space, evaluator, config.objective, latency_fn, config.needs_latency)
     if evaluator.space is not space or evaluator.objective != config.objective:
-        raise SearchError("the CostEvaluator passed in was built for another space or objective than the search's")
+        raise SearchError("the CandidateScorer passed in was built for another space or objective than the search's")
     if config.needs_latency and evaluator.latency_fn is None:
-        raise SearchError("a latency budget or objective needs a CostEvaluator built with measure_latency=True")
+        raise SearchError("a latency budget or objective needs a CandidateScorer built with measure_latency=True")
     return evaluator
 
 
-def _strategy(breeder: Breeder, config: SearchConfig, budgets: tuple[Budget, ...]) -> Strategy:
+def _strategy(breeder: Breeder, config: EvolveConfig, budgets: tuple[Budget, ...]) -> Strategy:
     if config.algorithm == "nsga2":
         return NSGA2Search(breeder, config, budgets)
     return ConstrainedSearch(breeder, config, budgets)
 
 
-def _check_attainable(space: SearchSpace, budgets: Sequence[Budget], scorer: CostEvaluator) -> None:
+def _check_attainable(space: SearchSpace, budgets: Sequence[Budget], scorer: CandidateScorer) -> None:
     """Fail before any evaluation on a budget tighter than the smallest subnet's cost."""
     problems = []
     for budget in budgets:

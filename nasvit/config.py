@@ -24,11 +24,9 @@ class ConfigError(NasvitError):
     """A config file or override with unknown keys or invalid values; lists every problem."""
 
     def __init__(self, problems: list[str], source: str):
-        self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(
-            f"{source}: {len(problems)} problem(s):\n{lines}" if len(problems) > 1 else f"{source}: {problems[0]}"
-        )
+        message = f"{source}: {len(problems)} problem(s):\n{lines}" if len(problems) > 1 else f"{source}: {problems[0]}"
+        super().__init__(message, problems)
 
 
 def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> T:
@@ -100,8 +98,9 @@ def build(cls: type[T], data: Any, where: str, problems: list[str]) -> T | None:
         return None
     try:
         return cls(**values)
-    except NasvitError as error:  # the dataclass's own cross-field checks
-        problems.extend(getattr(error, "problems", None) or [f"{where.rstrip('.') or 'config'}: {error}"])
+    except NasvitError as error:  # the dataclass's own checks (nasvit.errors.raise_problems)
+        own = [f"{where}{problem}" for problem in error.problems or ()]
+        problems.extend(own or [f"{where.rstrip('.') or 'config'}: {error}"])
     except (TypeError, ValueError) as error:
         problems.append(f"{where.rstrip('.') or 'config'}: {error}")
     return None

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nasvit.data import DataConfig
-from nasvit.train_config import EmaConfig, EvalConfig, OptimConfig, RunSettings, raise_problems, training_problems
+from nasvit.errors import raise_problems
+from nasvit.train_config import EmaConfig, EvalConfig, OptimConfig, RunSettings, training_problems
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from evolve import SearchConfig
+from evolve import EvolveConfig
 from nasvit.data import DataConfig
-from nasvit.errors import NasvitError
+from nasvit.errors import raise_problems
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,11 @@ class LatencyConfig:
     runners_up: int = 4
 
     def __post_init__(self) -> None:
-        if self.runners_up < 0:
-            raise NasvitError(f"latency.runners_up must be 0 or more, got {self.runners_up}")
+        raise_problems([f"runners_up must be 0 or more, got {self.runners_up}"] if self.runners_up < 0 else [])
 
 
 @dataclass(frozen=True)
-class SearchRunConfig:
+class SearchConfig:
     """Everything ``nasvit search`` needs besides the checkpoint.
 
     Attributes:
@@ -73,4 +72,4 @@ class SearchRunConfig:
     data: DataConfig | None = None
     eval: CandidateEvalConfig = field(default_factory=CandidateEvalConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
-    evolve: SearchConfig = field(default_factory=SearchConfig)
+    evolve: EvolveConfig = field(default_factory=EvolveConfig)

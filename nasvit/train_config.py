@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nasvit.data import DataConfig
-from nasvit.errors import NasvitError
+from nasvit.errors import raise_problems
 
 
 @dataclass(frozen=True)
@@ -240,11 +240,3 @@ def training_problems(config: TrainConfig | Any) -> list[str]:
     if not 0 <= config.ema.decay < 1:
         problems.append(f"ema.decay: {config.ema.decay} must be in [0, 1)")
     return problems
-
-
-def raise_problems(problems: list[str]) -> None:
-    """Raise one NasvitError listing ``problems`` (the config loader reports each), if there are any."""
-    if problems:
-        error = NasvitError("; ".join(problems))
-        error.problems = problems
-        raise error

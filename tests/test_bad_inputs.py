@@ -24,7 +24,7 @@ from nasvit.cli import main
 from nasvit.config import load_config
 from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
-from nasvit.search_config import SearchRunConfig
+from nasvit.search_config import SearchConfig
 from nasvit.train_config import TrainConfig
 from search_space import load_space
 
@@ -64,7 +64,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     argv = ["export", "--checkpoint", str(trained), "--arch", arch, "--out", str(export_dir), "--bn-batches", "1"]
     assert main([*argv, "--onnx"]) == 0
     search_dir = root / "search"
-    SearchRecipe(load_config(SearchRunConfig, SEARCH, SEARCH_FAST), trained, search_dir).run()
+    SearchRecipe(load_config(SearchConfig, SEARCH, SEARCH_FAST), trained, search_dir).run()
     return World(root, trained, checkpoint.latest(other_dir), train_dir, export_dir, search_dir)
 
 

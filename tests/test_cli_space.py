@@ -55,6 +55,16 @@ def test_flops_random_is_seeded(capsys):
     assert outs[0] == outs[1]
 
 
+def test_flops_by_part_adds_up_to_the_whole(capsys):
+    code, out, _ = run_cli(capsys, "flops", "--space", "nasvit", "--arch", "random", "--by-part", "--json")
+    payload = json.loads(out)
+    assert code == 0 and list(payload["parts"]) == ["stem", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "head"]
+    for metric in ("macs", "params", "activations"):
+        assert sum(part[metric] for part in payload["parts"].values()) == payload[metric]
+    code, out, _ = run_cli(capsys, "flops", "--space", "tiny", "--arch", "max", "--by-part")
+    assert code == 0 and "MACs share" in out and out.rstrip().splitlines()[-1].startswith("head")
+
+
 def test_flops_text_output(capsys):
     code, out, _ = run_cli(capsys, "flops", "--space", "tiny", "--arch", "max")
     assert code == 0 and "MACs:" in out and "activations:" in out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evolve import Budget, BudgetError, SearchConfig, SearchError, parse_budget
+from evolve import Budget, BudgetError, EvolveConfig, SearchError, parse_budget
 from evolve.candidate import Candidate
 from evolve.ranking import best_per_budget, ranked
 from search_space import load_space
@@ -98,7 +98,7 @@ def test_zero_limit_and_unknown_metric_are_rejected_by_the_dataclass_too():
 
 def test_config_reports_every_problem_at_once():
     with pytest.raises(SearchError) as info:
-        SearchConfig(population=0, mutation_prob=1.5, algorithm="nsga", budgets=["mac<=3M"], objectives=["flops"])
+        EvolveConfig(population=0, mutation_prob=1.5, algorithm="nsga", budgets=["mac<=3M"], objectives=["flops"])
     problems = info.value.problems
     assert any("population" in p for p in problems)
     assert any("mutation_prob" in p for p in problems)
@@ -109,22 +109,22 @@ def test_config_reports_every_problem_at_once():
 
 def test_constrained_needs_a_budget():
     with pytest.raises(SearchError, match="needs at least one budget"):
-        SearchConfig(algorithm="constrained", budgets=[])
-    assert SearchConfig(algorithm="nsga2", budgets=[]).budgets == []
+        EvolveConfig(algorithm="constrained", budgets=[])
+    assert EvolveConfig(algorithm="nsga2", budgets=[]).budgets == []
 
 
 def test_config_round_trip_and_mismatches():
-    config = SearchConfig(budgets=["macs<=300M"], seed=3, generations=5)
-    again = SearchConfig.from_dict(config.to_dict())
+    config = EvolveConfig(budgets=["macs<=300M"], seed=3, generations=5)
+    again = EvolveConfig.from_dict(config.to_dict())
     assert again == config
-    same = SearchConfig(budgets=["macs<=300M"], seed=3, generations=50, eval_batch_size=8)
+    same = EvolveConfig(budgets=["macs<=300M"], seed=3, generations=50, eval_batch_size=8)
     assert again.resume_mismatches(same) == []
-    assert again.resume_mismatches(SearchConfig(budgets=["macs<=300M"], seed=4)) == ["seed: 3 != 4"]
+    assert again.resume_mismatches(EvolveConfig(budgets=["macs<=300M"], seed=4)) == ["seed: 3 != 4"]
     with pytest.raises(SearchError, match='did you mean "population"'):
-        SearchConfig.from_dict({"populaton": 3})
+        EvolveConfig.from_dict({"populaton": 3})
 
 
 def test_needs_latency():
-    assert not SearchConfig(budgets=["macs<=300M"]).needs_latency
-    assert SearchConfig(budgets=["latency_ms<=20"]).needs_latency
-    assert SearchConfig(algorithm="nsga2", objectives=["latency_ms"]).needs_latency
+    assert not EvolveConfig(budgets=["macs<=300M"]).needs_latency
+    assert EvolveConfig(budgets=["latency_ms<=20"]).needs_latency
+    assert EvolveConfig(algorithm="nsga2", objectives=["latency_ms"]).needs_latency

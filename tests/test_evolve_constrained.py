@@ -7,13 +7,13 @@ import random
 import pytest
 from test_evolve_synthetic import FAST_CONSTRAINED, CountingEvaluator, exhaustive_optimum, nasvit
 
-from evolve import BudgetError, SearchConfig, run_search
+from evolve import BudgetError, EvolveConfig, run_search
 
 
 def test_finds_the_optimum_under_a_macs_budget():
     space = nasvit()
     optimum = exhaustive_optimum(space, 400e6)
-    config = SearchConfig(**FAST_CONSTRAINED, budgets=["macs<=400M"], seed=0)
+    config = EvolveConfig(**FAST_CONSTRAINED, budgets=["macs<=400M"], seed=0)
     result = run_search(space, CountingEvaluator(space), config)
     best = result.best_for("macs<=400M")
     assert best.costs["macs"] <= 400e6
@@ -26,7 +26,7 @@ def test_finds_the_optimum_under_a_macs_budget():
 def test_serves_two_budgets_in_one_run():
     space = nasvit()
     evaluator = CountingEvaluator(space)
-    config = SearchConfig(**FAST_CONSTRAINED, budgets=["macs<=350M", "macs<=550M"], seed=0)
+    config = EvolveConfig(**FAST_CONSTRAINED, budgets=["macs<=350M", "macs<=550M"], seed=0)
     result = run_search(space, evaluator, config)
     assert list(result.best) == ["macs<=350M", "macs<=550M"]
     for limit in (350e6, 550e6):
@@ -43,10 +43,10 @@ def test_same_seed_same_result_other_seed_other_search():
     space = nasvit()
     config = dict(population=12, generations=4, parents=4, budgets=["macs<=450M"])
     global_state = random.getstate()
-    first = run_search(space, CountingEvaluator(space), SearchConfig(**config, seed=5))
+    first = run_search(space, CountingEvaluator(space), EvolveConfig(**config, seed=5))
     assert random.getstate() == global_state  # the global random module is never drawn from
-    again = run_search(space, CountingEvaluator(space), SearchConfig(**config, seed=5))
-    other = run_search(space, CountingEvaluator(space), SearchConfig(**config, seed=6))
+    again = run_search(space, CountingEvaluator(space), EvolveConfig(**config, seed=5))
+    other = run_search(space, CountingEvaluator(space), EvolveConfig(**config, seed=6))
     assert first.candidates == again.candidates
     assert first.best == again.best and first.pareto == again.pareto and first.population == again.population
     assert [c.key for c in first.candidates] != [c.key for c in other.candidates]
@@ -57,7 +57,7 @@ def test_unsatisfiable_budget_names_smallest_attainable_value():
     evaluator = CountingEvaluator(space)
     smallest = space.cost(space.min_subnet())
     with pytest.raises(BudgetError) as info:
-        run_search(space, evaluator, SearchConfig(budgets=["macs<=100M", "params<=2M"]))
+        run_search(space, evaluator, EvolveConfig(budgets=["macs<=100M", "params<=2M"]))
     message = str(info.value)
     assert "macs<=100M" in message and "176.6M" in message and str(smallest.macs) in message
     assert "params<=2M" in message and str(smallest.params) in message
@@ -67,7 +67,7 @@ def test_unsatisfiable_budget_names_smallest_attainable_value():
 def test_budget_just_above_the_smallest_subnet():
     space = nasvit()
     limit = space.cost(space.min_subnet()).macs * 1.005
-    config = SearchConfig(population=6, generations=2, parents=3, budgets=[f"macs<={limit:.0f}"], init_max_tries=200)
+    config = EvolveConfig(population=6, generations=2, parents=3, budgets=[f"macs<={limit:.0f}"], init_max_tries=200)
     result = run_search(space, CountingEvaluator(space), config)
     assert result.candidates and all(c.costs["macs"] <= limit for c in result.candidates)
     assert str(space.min_subnet()) in {c.key for c in result.candidates}
@@ -81,10 +81,10 @@ def test_latency_budget_uses_latency_fn():
         calls.append(cfg)
         return space.cost(cfg).activations / 1e6  # a deterministic stand-in: 1 ms per million activations
 
-    config = SearchConfig(population=10, generations=3, parents=4, budgets=["latency_ms<=8", "macs<=600M"])
+    config = EvolveConfig(population=10, generations=3, parents=4, budgets=["latency_ms<=8", "macs<=600M"])
     result = run_search(space, CountingEvaluator(space), config, latency_fn=latency)
     best = result.best_for("latency_ms<=8")
     assert best.costs["latency_ms"] <= 8 and calls
     assert all("latency_ms" in c.costs for c in result.candidates)
     with pytest.raises(BudgetError, match=r"smallest subnet .* takes 4.28 ms"):
-        run_search(space, CountingEvaluator(space), SearchConfig(budgets=["latency_ms<=1"]), latency_fn=latency)
+        run_search(space, CountingEvaluator(space), EvolveConfig(budgets=["latency_ms<=1"]), latency_fn=latency)

@@ -1,4 +1,4 @@
-"""CostEvaluator: costs, caching by subnet string, counting, batching, latency on demand, bad evaluator output."""
+"""CandidateScorer: costs, caching by subnet string, counting, batching, latency on demand, bad evaluator output."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import math
 import pytest
 from test_evolve_synthetic import CountingEvaluator, nasvit, random_subnets, synthetic_top1
 
-from evolve import CostEvaluator, SearchConfig, SearchError, run_search
+from evolve import CandidateScorer, EvolveConfig, SearchError, run_search
 
 
 def test_costs_and_metrics_of_a_candidate():
     space = nasvit()
-    scorer = CostEvaluator(space, CountingEvaluator(space))
+    scorer = CandidateScorer(space, CountingEvaluator(space))
     cfg = space.max_subnet()
     [candidate] = scorer.evaluate([cfg], generation=3)
     cost = space.cost(cfg)
@@ -26,7 +26,7 @@ def test_costs_and_metrics_of_a_candidate():
 def test_cache_counts_hits_and_evaluations():
     space = nasvit()
     inner = CountingEvaluator(space)
-    scorer = CostEvaluator(space, inner)
+    scorer = CandidateScorer(space, inner)
     cfgs = random_subnets(space, 5, seed=1)
     first = scorer.evaluate([*cfgs, cfgs[0]], generation=0)  # a duplicate inside one batch is scored once
     assert inner.calls == 1 and len(inner.scored) == 5
@@ -40,7 +40,7 @@ def test_cache_counts_hits_and_evaluations():
 def test_batches_and_on_batch():
     space = nasvit()
     inner = CountingEvaluator(space)
-    scorer = CostEvaluator(space, inner)
+    scorer = CandidateScorer(space, inner)
     seen_batches = []
     scorer.evaluate(random_subnets(space, 7, seed=2), generation=0, batch_size=3, on_batch=seen_batches.append)
     assert [len(b) for b in seen_batches] == [3, 3, 1]
@@ -49,7 +49,7 @@ def test_batches_and_on_batch():
 
 def test_protocol_call_merges_costs_and_metrics():
     space = nasvit()
-    scorer = CostEvaluator(space, CountingEvaluator(space))
+    scorer = CandidateScorer(space, CountingEvaluator(space))
     [result] = scorer([space.min_subnet()])
     assert set(result) == {"macs", "params", "activations", "top1", "top5"}
 
@@ -62,15 +62,15 @@ def test_latency_measured_only_when_asked():
         calls.append(str(cfg))
         return space.cost(cfg).activations / 1e6
 
-    plain = CostEvaluator(space, CountingEvaluator(space), latency_fn=latency)
+    plain = CandidateScorer(space, CountingEvaluator(space), latency_fn=latency)
     assert "latency_ms" not in plain.costs(space.min_subnet()) and calls == []
-    timed = CostEvaluator(space, CountingEvaluator(space), latency_fn=latency, measure_latency=True)
+    timed = CandidateScorer(space, CountingEvaluator(space), latency_fn=latency, measure_latency=True)
     cfg = space.min_subnet()
     assert timed.costs(cfg)["latency_ms"] == pytest.approx(space.cost(cfg).activations / 1e6)
     timed.costs(cfg)
     assert calls == [str(cfg)]  # memoised
     with pytest.raises(SearchError, match="pass latency_fn"):
-        CostEvaluator(space, CountingEvaluator(space), measure_latency=True)
+        CandidateScorer(space, CountingEvaluator(space), measure_latency=True)
 
 
 def test_search_without_latency_budget_never_calls_latency_fn():
@@ -79,7 +79,7 @@ def test_search_without_latency_budget_never_calls_latency_fn():
     def latency(cfg):
         raise AssertionError("latency_fn must not be called without a latency budget or objective")
 
-    config = SearchConfig(population=8, generations=2, budgets=["macs<=400M"], parents=4)
+    config = EvolveConfig(population=8, generations=2, budgets=["macs<=400M"], parents=4)
     result = run_search(space, CountingEvaluator(space), config, latency_fn=latency)
     assert result.best_for("macs<=400M") is not None
 
@@ -95,12 +95,12 @@ def test_search_without_latency_budget_never_calls_latency_fn():
 def test_bad_evaluator_output(evaluator, match):
     space = nasvit()
     with pytest.raises(SearchError, match=match):
-        CostEvaluator(space, evaluator).evaluate(random_subnets(space, 2, seed=3), generation=0)
+        CandidateScorer(space, evaluator).evaluate(random_subnets(space, 2, seed=3), generation=0)
 
 
 def test_custom_objective_name():
     space = nasvit()
-    config = SearchConfig(population=6, generations=1, budgets=["macs<=500M"], parents=3, objective="acc")
+    config = EvolveConfig(population=6, generations=1, budgets=["macs<=500M"], parents=3, objective="acc")
     result = run_search(space, lambda cfgs: [{"acc": synthetic_top1(space, c)} for c in cfgs], config)
     feasible = [c for c in result.candidates if c.costs["macs"] <= 500e6]
     assert result.best_for("macs<=500M").metrics["acc"] == max(c.metrics["acc"] for c in feasible)
@@ -109,8 +109,8 @@ def test_custom_objective_name():
 def test_shared_cost_evaluator_reruns_a_search_from_its_cache():
     space = nasvit()
     inner = CountingEvaluator(space)
-    scorer = CostEvaluator(space, inner)
-    config = SearchConfig(population=8, generations=2, budgets=["macs<=450M"], parents=3, seed=9)
+    scorer = CandidateScorer(space, inner)
+    config = EvolveConfig(population=8, generations=2, budgets=["macs<=450M"], parents=3, seed=9)
     first = run_search(space, scorer, config)
     calls = inner.calls
     again = run_search(space, scorer, config)

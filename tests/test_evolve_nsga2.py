@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_evolve_synthetic import CountingEvaluator, nasvit, random_subnets, synthetic_top1
 
-from evolve import Candidate, CostEvaluator, SearchConfig, hypervolume, pareto_front, run_search
+from evolve import Candidate, CandidateScorer, EvolveConfig, hypervolume, pareto_front, run_search
 from evolve.breeding import Breeder
 from evolve.nsga2 import NSGA2Search
 
@@ -21,7 +21,7 @@ def _random_search_points(space, count: int, seed: int, costs: list[str]) -> lis
 @pytest.mark.parametrize("costs", [["macs"], ["macs", "params"]])
 def test_front_dominates_random_search_with_same_evaluations(costs):
     space = nasvit()
-    config = SearchConfig(algorithm="nsga2", population=30, generations=15, mutation_prob=0.05, objectives=costs)
+    config = EvolveConfig(algorithm="nsga2", population=30, generations=15, mutation_prob=0.05, objectives=costs)
     result = run_search(space, CountingEvaluator(space), config)
     evaluations = len(result.candidates)
     assert evaluations == result.evaluations <= config.population * (config.generations + 1)
@@ -38,7 +38,7 @@ def test_front_dominates_random_search_with_same_evaluations(costs):
 
 def test_front_is_the_front_of_all_candidates():
     space = nasvit()
-    config = SearchConfig(algorithm="nsga2", population=12, generations=3, seed=1)
+    config = EvolveConfig(algorithm="nsga2", population=12, generations=3, seed=1)
     result = run_search(space, CountingEvaluator(space), config)
     points = [[c.metrics["top1"], c.costs["macs"]] for c in result.candidates]
     expected = {result.candidates[i].key for i in pareto_front(points, ["max", "min"])}
@@ -49,7 +49,7 @@ def test_front_is_the_front_of_all_candidates():
 
 def test_budgets_constrain_the_front():
     space = nasvit()
-    config = SearchConfig(algorithm="nsga2", population=16, generations=4, budgets=["macs<=400M"], seed=2)
+    config = EvolveConfig(algorithm="nsga2", population=16, generations=4, budgets=["macs<=400M"], seed=2)
     result = run_search(space, CountingEvaluator(space), config)
     assert result.pareto and all(c.costs["macs"] <= 400e6 for c in result.pareto)
     best = result.best_for("macs<=400M")
@@ -59,8 +59,8 @@ def test_budgets_constrain_the_front():
 
 def test_infeasible_candidates_rank_below_feasible_ones():
     space = nasvit()
-    config = SearchConfig(algorithm="nsga2", population=3, budgets=["macs<=300M"])
-    scorer = CostEvaluator(space, CountingEvaluator(space))
+    config = EvolveConfig(algorithm="nsga2", population=3, budgets=["macs<=300M"])
+    scorer = CandidateScorer(space, CountingEvaluator(space))
     search = NSGA2Search(Breeder(space, scorer, config), config, config.parsed_budgets)
     cfg = space.min_subnet()
 
@@ -78,7 +78,7 @@ def test_infeasible_candidates_rank_below_feasible_ones():
 
 def test_nsga2_determinism():
     space = nasvit()
-    config = SearchConfig(algorithm="nsga2", population=10, generations=3, seed=4, objectives=["macs", "params"])
+    config = EvolveConfig(algorithm="nsga2", population=10, generations=3, seed=4, objectives=["macs", "params"])
     first = run_search(space, CountingEvaluator(space), config)
     again = run_search(space, CountingEvaluator(space), config)
     assert first.candidates == again.candidates and first.pareto == again.pareto

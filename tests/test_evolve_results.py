@@ -11,7 +11,7 @@ from evolve import (
     CANDIDATES_FILE,
     PARETO_FILE,
     PLOT_FILE,
-    SearchConfig,
+    EvolveConfig,
     load_candidates,
     run_search,
 )
@@ -22,7 +22,7 @@ BUDGETS = ["macs<=350M", "params<=11M"]
 
 def _search(tmp_path, **callbacks):
     space = nasvit()
-    config = SearchConfig(population=10, generations=3, parents=4, budgets=BUDGETS, seed=1)
+    config = EvolveConfig(population=10, generations=3, parents=4, budgets=BUDGETS, seed=1)
     return run_search(space, CountingEvaluator(space), config, out_dir=tmp_path, **callbacks)
 
 

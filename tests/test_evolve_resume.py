@@ -8,7 +8,7 @@ import json
 import pytest
 from test_evolve_synthetic import CountingEvaluator, nasvit
 
-from evolve import CANDIDATES_FILE, GENERATIONS_FILE, SearchConfig, SearchError, run_search
+from evolve import CANDIDATES_FILE, GENERATIONS_FILE, EvolveConfig, SearchError, run_search
 
 SETTINGS = {
     "constrained": dict(population=12, parents=4, mutation_prob=0.05, budgets=["macs<=350M", "macs<=500M"], seed=3),
@@ -34,15 +34,15 @@ def settings(request) -> dict:
 def test_resume_after_a_kill_between_generations(tmp_path, settings):
     space = nasvit()
     full_evaluator = CountingEvaluator(space)
-    full = run_search(space, full_evaluator, SearchConfig(**settings, generations=TOTAL), out_dir=tmp_path / "full")
+    full = run_search(space, full_evaluator, EvolveConfig(**settings, generations=TOTAL), out_dir=tmp_path / "full")
 
     first = CountingEvaluator(space)
-    run_search(space, first, SearchConfig(**settings, generations=2), out_dir=tmp_path / "cut")
+    run_search(space, first, EvolveConfig(**settings, generations=2), out_dir=tmp_path / "cut")
     logged = [json.loads(line)["subnet"] for line in (tmp_path / "cut" / CANDIDATES_FILE).read_text().splitlines()]
     assert logged == first.scored
 
     second = CountingEvaluator(space)
-    config = SearchConfig(**settings, generations=TOTAL)
+    config = EvolveConfig(**settings, generations=TOTAL)
     resumed = run_search(space, second, config, out_dir=tmp_path / "cut", resume=True)
     _same_outcome(resumed, full)
     assert not set(second.scored) & set(first.scored)  # nothing logged was evaluated again
@@ -57,7 +57,7 @@ def test_resume_after_a_kill_between_generations(tmp_path, settings):
 def test_resume_after_a_kill_inside_a_generation(tmp_path, settings):
     space = nasvit()
     full_evaluator = CountingEvaluator(space)
-    config = SearchConfig(**settings, generations=TOTAL, eval_batch_size=5)
+    config = EvolveConfig(**settings, generations=TOTAL, eval_batch_size=5)
     full = run_search(space, full_evaluator, config)
 
     killed = CountingEvaluator(space, fail_after_calls=10)  # dies in generation 3 after logging one batch of it
@@ -80,14 +80,14 @@ def test_resume_after_a_kill_inside_a_generation(tmp_path, settings):
 
 def test_resuming_a_finished_search_evaluates_nothing(tmp_path):
     space = nasvit()
-    config = SearchConfig(**SETTINGS["constrained"], generations=3)
+    config = EvolveConfig(**SETTINGS["constrained"], generations=3)
     done = run_search(space, CountingEvaluator(space), config, out_dir=tmp_path)
     evaluator = CountingEvaluator(space)
     again = run_search(space, evaluator, config, out_dir=tmp_path, resume=True)
     assert evaluator.calls == 0 and again.evaluations == 0
     _same_outcome(again, done)
     shorter = run_search(
-        space, evaluator, SearchConfig(**SETTINGS["constrained"], generations=1), out_dir=tmp_path, resume=True
+        space, evaluator, EvolveConfig(**SETTINGS["constrained"], generations=1), out_dir=tmp_path, resume=True
     )
     assert evaluator.calls == 0 and len(shorter.history) == 2
     assert max(c.generation for c in shorter.candidates) == 1
@@ -96,20 +96,20 @@ def test_resuming_a_finished_search_evaluates_nothing(tmp_path):
 def test_resume_refuses_other_settings_and_existing_logs(tmp_path):
     space = nasvit()
     run_search(
-        space, CountingEvaluator(space), SearchConfig(**SETTINGS["constrained"], generations=1), out_dir=tmp_path
+        space, CountingEvaluator(space), EvolveConfig(**SETTINGS["constrained"], generations=1), out_dir=tmp_path
     )
-    other = SearchConfig(**{**SETTINGS["constrained"], "seed": 4}, generations=2)
+    other = EvolveConfig(**{**SETTINGS["constrained"], "seed": 4}, generations=2)
     with pytest.raises(SearchError, match="seed: 3 != 4"):
         run_search(space, CountingEvaluator(space), other, out_dir=tmp_path, resume=True)
     with pytest.raises(SearchError, match="already holds a search log"):
-        run_search(space, CountingEvaluator(space), SearchConfig(**SETTINGS["constrained"]), out_dir=tmp_path)
+        run_search(space, CountingEvaluator(space), EvolveConfig(**SETTINGS["constrained"]), out_dir=tmp_path)
     with pytest.raises(SearchError, match="needs the out_dir"):
-        run_search(space, CountingEvaluator(space), SearchConfig(**SETTINGS["constrained"]), resume=True)
+        run_search(space, CountingEvaluator(space), EvolveConfig(**SETTINGS["constrained"]), resume=True)
 
 
 def test_resume_into_an_empty_directory_starts_afresh(tmp_path):
     space = nasvit()
-    config = SearchConfig(**SETTINGS["constrained"], generations=1)
+    config = EvolveConfig(**SETTINGS["constrained"], generations=1)
     fresh = run_search(space, CountingEvaluator(space), config, out_dir=tmp_path / "new", resume=True)
     plain = run_search(space, CountingEvaluator(space), config)
     _same_outcome(fresh, plain)
@@ -117,7 +117,7 @@ def test_resume_into_an_empty_directory_starts_afresh(tmp_path):
 
 def test_corrupt_log_line_is_reported(tmp_path):
     space = nasvit()
-    config = SearchConfig(**SETTINGS["constrained"], generations=1)
+    config = EvolveConfig(**SETTINGS["constrained"], generations=1)
     run_search(space, CountingEvaluator(space), config, out_dir=tmp_path)
     lines = (tmp_path / CANDIDATES_FILE).read_text().splitlines()
     (tmp_path / CANDIDATES_FILE).write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")

@@ -17,7 +17,7 @@ from nasvit.cli import main
 from nasvit.config import load_config
 from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
-from nasvit.search_config import SearchRunConfig
+from nasvit.search_config import SearchConfig
 from nasvit.train_config import TrainConfig
 from search_space import load_subnet
 
@@ -34,7 +34,7 @@ def trained(tmp_path_factory) -> Path:
 
 
 def search(trained: Path, out: Path, *overrides: str, resume: bool = False) -> dict:
-    config = load_config(SearchRunConfig, SEARCH, [*SMALL, *overrides])
+    config = load_config(SearchConfig, SEARCH, [*SMALL, *overrides])
     return SearchRecipe(config, trained, out, resume=resume).run()
 
 

@@ -68,7 +68,7 @@ def test_run_directory_outputs(tmp_path):
 def test_loss_falls(tmp_path):
     recipe = TrainRecipe(fast_config("max_steps=12", "optim.warmup_epochs=0"), tmp_path)
     recipe.run()
-    losses = recipe.largest_losses
+    losses = recipe.main_losses
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.05, losses
 
 
@@ -171,7 +171,7 @@ def test_imagenet_config_builds_and_runs_one_step(tmp_path):
     assert config.space == "nasvit" and config.optim.epochs == 360 and config.ema.enabled
     recipe = TrainRecipe(config, tmp_path / "run")
     summary = recipe.run()
-    assert summary["steps"] == 1 and len(recipe.largest_losses) == 1
+    assert summary["steps"] == 1 and len(recipe.main_losses) == 1
     assert recipe.data.num_classes == 2 and recipe.net.space.name == "nasvit"
     assert checkpoint.load(checkpoint.latest(tmp_path / "run"))["step"] == 1
 

@@ -33,7 +33,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     recipe = TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", OVERRIDES), Path(out) / "run")
     recipe.run()
-    torch.save({"state": recipe.net.state_dict(), "losses": recipe.largest_losses}, Path(out) / f"rank{rank}.pt")
+    torch.save({"state": recipe.net.state_dict(), "losses": recipe.main_losses}, Path(out) / f"rank{rank}.pt")
 
 
 def _free_port() -> int:

@@ -21,9 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from nasvit.config import load_config
     from nasvit.recipes.search import SearchRecipe
-    from nasvit.search_config import SearchRunConfig
+    from nasvit.search_config import SearchConfig
 
-    config = load_config(SearchRunConfig, args.config, args.overrides)
+    config = load_config(SearchConfig, args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / f"search-{Path(args.config).stem}"
     summary = SearchRecipe(config, args.checkpoint, out, resume=args.resume, overwrite=args.overwrite).run()
     if not summary:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from nasvit.errors import NasvitError
+from nasvit.errors import raise_problems
 
 DIGITS = "digits"
 TORCH_PREFIX = "torch/"
@@ -92,9 +92,7 @@ class DataConfig:
         default_mean, default_std = DATASET_STATS.get(self.dataset, (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD))
         object.__setattr__(self, "mean", tuple(float(v) for v in (self.mean or default_mean)))
         object.__setattr__(self, "std", tuple(float(v) for v in (self.std or default_std)))
-        problems = _problems(self)
-        if problems:
-            raise NasvitError("invalid data config: " + "; ".join(problems))
+        raise_problems(_problems(self), prefix="invalid data config: ")
 
     @property
     def kind(self) -> DatasetKind:

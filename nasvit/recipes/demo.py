@@ -31,7 +31,7 @@ from nasvit.latency.table import LatencyTable
 from nasvit.latency.table_build import build_lut
 from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
-from nasvit.search_config import SearchRunConfig
+from nasvit.search_config import SearchConfig
 from nasvit.train_config import TrainConfig
 from search_space import load_space, parse_space
 
@@ -68,7 +68,7 @@ class DemoRecipe:
         self.latency = latency
         self.train_config = load_config(TrainConfig, train_config, train_overrides)
         lut = ("latency.source=lut", f"latency.lut={self.out / LUT_FILE}")
-        self.search_config = load_config(SearchRunConfig, search_config, (*lut, *search_overrides))
+        self.search_config = load_config(SearchConfig, search_config, (*lut, *search_overrides))
 
     def run(self) -> list[dict[str, Any]]:
         """Run (or reuse) every stage; returns the summary rows, also written to ``summary.json``."""
@@ -96,7 +96,7 @@ class DemoRecipe:
         (self.out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
         return rows
 
-    def _searches(self, search_dir: Path) -> list[tuple[Path, SearchRunConfig]]:
+    def _searches(self, search_dir: Path) -> list[tuple[Path, SearchConfig]]:
         """The cost budgets' search in ``search/`` and the latency budgets' in ``search-latency/``: a latency budget
         samples by timings of this machine, so sharing a search with it would make the cost budgets' subnets
         depend on the machine too."""

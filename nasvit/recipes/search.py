@@ -23,7 +23,7 @@ from nasvit.config import dump_yaml
 from nasvit.data import build_data, fixed_batches
 from nasvit.errors import NasvitError
 from nasvit.latency.budget_check import BudgetCheck, check_latency_budgets, describe_check, record_budget_checks
-from nasvit.search_config import SearchRunConfig
+from nasvit.search_config import SearchConfig
 from nasvit.search_evaluator import DistributedEvaluator, SupernetEvaluator
 from search_space import COST_METRICS, SearchSpace, load_space, parse_space, space_fingerprint
 
@@ -43,7 +43,7 @@ class SearchRecipe:
 
     def __init__(
         self,
-        config: SearchRunConfig,
+        config: SearchConfig,
         checkpoint_path: str | Path,
         out_dir: str | Path,
         resume: bool = False,
@@ -197,7 +197,7 @@ class SearchRecipe:
             self.cleanup()
 
 
-def latency_source(config: SearchRunConfig, space: SearchSpace):
+def latency_source(config: SearchConfig, space: SearchSpace):
     """``(cfg -> milliseconds, LatencySettings)``: the configured latency source and how it times (a lookup
     table's own settings), which the check of latency budgets after the search reuses."""
     from nasvit.latency import LatencySettings, measure_latency

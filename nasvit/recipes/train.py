@@ -38,11 +38,6 @@ class TrainRecipe(TrainingEngine):
     resume_keys = ("optim", "sandwich", "data.batch_size", "data.dataset", "data.image_size", "seed")
     config: TrainConfig
 
-    @property
-    def largest_losses(self) -> list[float]:
-        """The largest subnet's loss at every step of this run."""
-        return self.main_losses
-
     def _setup_inputs(self) -> None:
         self.space = load_space(self.config.space)
 
