@@ -1,16 +1,16 @@
 """Supernet checkpoints: written atomically, loaded with ``weights_only=True``, checked before use.
 
-A checkpoint is a dict with ``format``, ``model``, ``ema``, ``optimizer``, ``scheduler``, ``scaler``,
-``epoch``, ``step``, ``nan_skips``, ``evaluated_step`` (the step of the last completed evaluation; absent in
-older files), ``rng``, ``config`` (the resolved run config), ``space`` (the search space's YAML mapping),
-``num_classes`` and ``world_size``, so it names what made it.
+A checkpoint file is a dict: :class:`TrainingState` (the one definition of its entries) plus ``format``, so it
+names what made it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,52 @@ _NAME = re.compile(r"^step(\d{8})\.pt$")
 
 class CheckpointError(NasvitError):
     """A checkpoint that cannot be used: missing, corrupted, foreign, or of another search space."""
+
+
+@dataclass
+class TrainingState:
+    """Every entry of a nasvit checkpoint, by name; the file holds them as one dict (see :meth:`to_payload`).
+
+    Attributes:
+        model, ema: the weights (``ema`` None without an EMA).
+        optimizer, scheduler, scaler: their state dicts (None where the run has none: a grad scaler only with fp16,
+            and none of the three in a converted reference checkpoint, which cannot be resumed).
+        epoch, step: where the run was (``step`` None in a converted checkpoint).
+        nan_skips: non-finite steps skipped in a row at ``step``.
+        evaluated_step: the step of the last completed evaluation (older files lack it; resuming reads ``step``).
+        rng: the python, numpy, torch and cuda generator states.
+        config: the resolved run config; ``num_classes`` the classifier size; ``world_size`` the run's processes.
+        extras: top-level entries the recipe adds: ``space`` (the search space's YAML mapping, always),
+            ``parent_export`` (fine-tuning), ``provenance`` (a converted reference checkpoint).
+    """
+
+    model: dict[str, Any]
+    config: dict[str, Any]
+    num_classes: int
+    extras: dict[str, Any]
+    ema: dict[str, Any] | None = None
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    epoch: int | None = None
+    step: int | None = None
+    nan_skips: int = 0
+    evaluated_step: int | None = None
+    rng: dict[str, Any] | None = None
+    world_size: int | None = None
+
+    def to_payload(self, format: str = FORMAT) -> dict[str, Any]:
+        """The dict a checkpoint file holds: ``format``, every field but ``extras``, and the entries of ``extras``."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extras"}
+        return {"format": format, **fields, **self.extras}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TrainingState:
+        """Inverse of :meth:`to_payload` (a missing optional entry reads as its default)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"extras"}
+        values = {name: payload[name] for name in names if name in payload}
+        extras = {key: value for key, value in payload.items() if key not in names and key != "format"}
+        return cls(**values, extras=extras)
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:

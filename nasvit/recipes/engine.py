@@ -203,7 +203,7 @@ class TrainingEngine:
         """What the recipe adds to every checkpoint (the search space, the parent export)."""
         return {}
 
-    def _check_checkpoint(self, state: dict[str, Any], path: Path) -> None:
+    def _check_checkpoint(self, state: checkpoint.TrainingState, path: Path) -> None:
         """Refuse a checkpoint of another model before its tensors are loaded."""
 
     def _describe(self) -> str:
@@ -355,23 +355,23 @@ class TrainingEngine:
         """Write the full training state atomically (rank 0) and keep the three newest checkpoints."""
         if not self.ctx.is_main:
             return None
-        payload = {
-            "format": self.checkpoint_format,
-            "model": self.net.state_dict(),
-            "ema": self.ema.module.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "epoch": epoch,
-            "step": self.step,
-            "nan_skips": self.nan_skips,
-            "evaluated_step": self.evaluated_step,
-            "rng": _rng_state(),
-            "config": to_dict(self.config),
-            "num_classes": self.data.num_classes,
-            "world_size": self.ctx.world_size,
-            **self._checkpoint_extras(),
-        }
+        state = checkpoint.TrainingState(
+            model=self.net.state_dict(),
+            ema=self.ema.module.state_dict() if self.ema is not None else None,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler is not None else None,
+            epoch=epoch,
+            step=self.step,
+            nan_skips=self.nan_skips,
+            evaluated_step=self.evaluated_step,
+            rng=_rng_state(),
+            config=to_dict(self.config),
+            num_classes=self.data.num_classes,
+            world_size=self.ctx.world_size,
+            extras=self._checkpoint_extras(),
+        )
+        payload = state.to_payload(self.checkpoint_format)
         path = checkpoint.save_atomic(payload, checkpoint.checkpoint_path(self.run_dir, self.step))
         checkpoint.prune(self.run_dir, keep=3)
         self.last_checkpoint = path
@@ -382,7 +382,7 @@ class TrainingEngine:
         if path is None:
             logger.info("no checkpoint in %s; starting a new run", checkpoint.checkpoint_dir(self.run_dir))
             return
-        state = checkpoint.load(path, self.checkpoint_format)
+        state = checkpoint.TrainingState.from_payload(checkpoint.load(path, self.checkpoint_format))
         self._check_checkpoint(state, path)
         mismatches = self._resume_mismatches(state)
         if mismatches:
@@ -391,25 +391,26 @@ class TrainingEngine:
                 "config it was made with, or start a new run in another directory"
             )
         try:
-            self.net.load_state_dict(state["model"])
-            if self.ema is not None and state["ema"] is not None:
-                self.ema.module.load_state_dict(state["ema"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            if self.scaler is not None and state["scaler"] is not None:
-                self.scaler.load_state_dict(state["scaler"])
-        except (RuntimeError, ValueError, KeyError) as error:
+            self.net.load_state_dict(state.model)
+            if self.ema is not None and state.ema is not None:
+                self.ema.module.load_state_dict(state.ema)
+            self.optimizer.load_state_dict(state.optimizer)
+            self.scheduler.load_state_dict(state.scheduler)
+            if self.scaler is not None and state.scaler is not None:
+                self.scaler.load_state_dict(state.scaler)
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
             raise checkpoint.CheckpointError(f"checkpoint {path} does not fit this run: {str(error)[:300]}") from None
-        self.step, self.nan_skips = state["step"], state["nan_skips"]
-        self.evaluated_step = state.get("evaluated_step", self.step)  # checkpoints before this key: evaluated
-        _set_rng_state(state["rng"])
+        self.step, self.nan_skips = state.step, state.nan_skips
+        # checkpoints written before evaluated_step was recorded were evaluated at their step
+        self.evaluated_step = state.evaluated_step if state.evaluated_step is not None else self.step
+        _set_rng_state(state.rng)
         self.last_checkpoint = path
         logger.info("resumed from %s at step %d", path, self.step)
 
-    def _resume_mismatches(self, state: dict[str, Any]) -> list[str]:
+    def _resume_mismatches(self, state: checkpoint.TrainingState) -> list[str]:
         """Settings that shape the model, the schedule or the data order and differ from the checkpoint's
         (``max_steps`` and logging may change on resume)."""
-        saved, current = state["config"], to_dict(self.config)
+        saved, current = state.config, to_dict(self.config)
         problems = []
         for key in self.resume_keys:
             section, _, leaf = key.partition(".")
@@ -417,11 +418,11 @@ class TrainingEngine:
             after = current[section][leaf] if leaf else current[section]
             if before != after:
                 problems.append(f"{key}: {before!r} in the checkpoint, {after!r} now")
-        if state["num_classes"] != self.data.num_classes:
-            problems.append(f"num_classes: {state['num_classes']} in the checkpoint, {self.data.num_classes} now")
+        if state.num_classes != self.data.num_classes:
+            problems.append(f"num_classes: {state.num_classes} in the checkpoint, {self.data.num_classes} now")
         world_size = self.ctx.world_size
-        if state.get("world_size", world_size) != world_size:
-            problems.append(f"world size: {state['world_size']} processes in the checkpoint, {world_size} now")
+        if state.world_size not in (None, world_size):
+            problems.append(f"world size: {state.world_size} processes in the checkpoint, {world_size} now")
         return problems
 
     # -------------------------------------------------------------------------------------- plumbing

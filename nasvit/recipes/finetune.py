@@ -124,10 +124,11 @@ class FinetuneRecipe(TrainingEngine):
     def _checkpoint_extras(self) -> dict[str, Any]:
         return {"space": self.parent_description["space"], "parent_export": str(self.parent)}
 
-    def _check_checkpoint(self, state: dict[str, Any], path: Path) -> None:
-        if state.get("parent_export") != str(self.parent):
+    def _check_checkpoint(self, state: checkpoint.TrainingState, path: Path) -> None:
+        parent = state.extras.get("parent_export")
+        if parent != str(self.parent):
             raise checkpoint.CheckpointError(
-                f"checkpoint {path} fine-tunes {state.get('parent_export')}, not {self.parent}; resume with the "
+                f"checkpoint {path} fine-tunes {parent}, not {self.parent}; resume with the "
                 "export it was started from, or start a new run in another directory"
             )
 

@@ -100,8 +100,8 @@ class TrainRecipe(TrainingEngine):
     def _checkpoint_extras(self) -> dict[str, Any]:
         return {"space": space_to_dict(self.space)}
 
-    def _check_checkpoint(self, state: dict[str, Any], path: Path) -> None:
-        saved_space = parse_space(state["space"], source=f"{path} (space)")
+    def _check_checkpoint(self, state: checkpoint.TrainingState, path: Path) -> None:
+        saved_space = parse_space(state.extras["space"], source=f"{path} (space)")
         if saved_space != self.space:
             raise checkpoint.CheckpointError(
                 f"checkpoint {path} was trained on search space '{saved_space.name}', which differs from this "

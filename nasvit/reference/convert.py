@@ -70,17 +70,16 @@ def convert_reference(path: str | Path) -> Conversion:
         target = Supernet(space, num_classes).state_dict()
     model = map_reference(reference.weights[model_entry], target, space)
     ema = map_reference(reference.weights[ema_entry], target, space) if ema_entry else None
-    payload = {
-        "format": checkpoint.FORMAT,
-        "model": model.state,
-        "ema": ema.state if ema else None,
-        "epoch": reference.epoch,
-        "step": None,
-        "config": {},
-        "space": space_to_dict(space),
-        "num_classes": num_classes,
-        "provenance": _provenance(path, reference, model_entry, ema_entry, model),
-    }
+    provenance = _provenance(path, reference, model_entry, ema_entry, model)
+    state = checkpoint.TrainingState(
+        model=model.state,
+        ema=ema.state if ema else None,
+        epoch=reference.epoch,
+        config={},
+        num_classes=num_classes,
+        extras={"space": space_to_dict(space), "provenance": provenance},
+    )
+    payload = state.to_payload()
     return Conversion(payload, model_entry, ema_entry, model.dropped, model.used, reference.epoch)
 
 
