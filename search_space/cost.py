@@ -139,7 +139,10 @@ class CostModel:
 
     def cost(self, cfg: SubnetConfig, num_classes: int | None = None) -> Cost:
         """MACs, parameters and activations of ``cfg`` per image (``num_classes`` defaults to the space's)."""
-        return Cost(*map(sum, zip(*walk_parts(cfg, _part_figures, self._memo, num_classes))))
+        macs = params = activations = 0
+        for part_macs, part_params, part_activations in walk_parts(cfg, _part_figures, self._memo, num_classes):
+            macs, params, activations = macs + part_macs, params + part_params, activations + part_activations
+        return Cost(macs, params, activations)
 
 
 _MODELS: dict[int, CostModel] = {}  # id(space) -> its model; the model holds the space, so the id stays its own

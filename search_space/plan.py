@@ -133,27 +133,29 @@ def walk_parts(
     for the head the class count) and kept in ``memo``, so walking many subnets of one space with one memo is
     fast. A memo must serve one space and one ``part_value``.
     """
-    space = cfg.space
-    classes = space.num_classes if num_classes is None else num_classes
+    space, lookup = cfg.space, memo.get
     width, resolution = cfg.stem_width, cfg.resolution
-    value, channels, size = _part(memo, ("stem", width, resolution), part_value, stem_plan, space, width, resolution)
+    key = ("stem", width, resolution)
+    value, channels, size = lookup(key) or _part(memo, key, part_value, stem_plan, space, width, resolution)
     values = [value]
     for index, choice in enumerate(cfg.stages):
         key = (index, choice, channels, size)
-        value, channels, size = _part(memo, key, part_value, plan_stage, space, index, choice, channels, size)
+        value, channels, size = lookup(key) or _part(
+            memo, key, part_value, plan_stage, space, index, choice, channels, size
+        )
         values.append(value)
+    classes = space.num_classes if num_classes is None else num_classes
     key = ("head", channels, cfg.head_width, size, classes)
-    values.append(_part(memo, key, part_value, head_plan, space, channels, cfg.head_width, size, classes)[0])
+    entry = lookup(key) or _part(memo, key, part_value, head_plan, space, channels, cfg.head_width, size, classes)
+    values.append(entry[0])
     return values
 
 
 def _part(memo: dict, key: tuple, part_value: Callable, layout: Callable, *args) -> tuple:
-    """``(part_value(blocks), output width, output side)`` of the part ``layout(*args)``, from ``memo`` if there."""
-    entry = memo.get(key)
-    if entry is None:
-        blocks = layout(*args)
-        blocks = blocks if isinstance(blocks, tuple) else (blocks,)
-        entry = memo[key] = (part_value(blocks), *part_output(blocks[-1]))
+    """Lay out the part ``layout(*args)`` and keep ``(part_value(blocks), output width, output side)`` in ``memo``."""
+    blocks = layout(*args)
+    blocks = blocks if isinstance(blocks, tuple) else (blocks,)
+    entry = memo[key] = (part_value(blocks), *part_output(blocks[-1]))
     return entry
 
 
