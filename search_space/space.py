@@ -15,7 +15,7 @@ from search_space.cost import COST_METRICS, Cost, cost_model, part_cost
 from search_space.errors import SpaceError
 from search_space.plan import walk_parts
 from search_space.spec import SpaceDefinition
-from search_space.subnet import StageChoice, SubnetConfig, subnet_problems
+from search_space.subnet import StageChoice, SubnetConfig
 
 CostBounds = tuple[float | None, float | None]
 
@@ -154,11 +154,6 @@ class SearchSpace(SpaceDefinition):
     def parse(self, text: str) -> SubnetConfig:
         """Parse a subnet string of this space."""
         return SubnetConfig.from_string(text, self)
-
-    # ---------------------------------------------------------------------------------- checks
-    def check(self, cfg: SubnetConfig) -> list[str]:
-        """Every value of ``cfg`` that this space does not allow, as messages (empty when valid)."""
-        return subnet_problems(cfg)
 
     # ----------------------------------------------------------------------------------- costs
     def cost(self, cfg: SubnetConfig, num_classes: int | None = None) -> Cost:
