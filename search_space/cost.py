@@ -18,6 +18,7 @@ What is counted, per layer of :mod:`search_space.plan`:
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from search_space.plan import HeadPlan, MBConvPlan, PartPlan, StemPlan, TransformerPlan, walk_parts
@@ -133,8 +134,7 @@ class CostModel:
     """Costs of the subnets of one space, each part costed once per signature (see
     :func:`~search_space.plan.walk_parts`): tens of thousands of subnets a second."""
 
-    def __init__(self, space: SpaceDefinition):
-        self.space = space
+    def __init__(self):
         self._memo: dict = {}  # part signature -> ((macs, params, activations), output width, output side)
 
     def cost(self, cfg: SubnetConfig, num_classes: int | None = None) -> Cost:
@@ -145,12 +145,16 @@ class CostModel:
         return Cost(macs, params, activations)
 
 
-_MODELS: dict[int, CostModel] = {}  # id(space) -> its model; the model holds the space, so the id stays its own
+_MODELS: dict[int, CostModel] = {}  # id(space) -> its model, dropped when the space is (so an id is never reused)
 
 
 def cost_model(space: SpaceDefinition) -> CostModel:
-    """The one :class:`CostModel` of this space object, made on first use and kept for the process."""
+    """The one :class:`CostModel` of this space object, made on first use and freed with the space.
+
+    Keyed by identity: hashing a space field by field would cost more than a memoised costing.
+    """
     model = _MODELS.get(id(space))
     if model is None:
-        model = _MODELS[id(space)] = CostModel(space)
+        model = _MODELS[id(space)] = CostModel()
+        weakref.finalize(space, _MODELS.pop, id(space), None)
     return model
