@@ -8,7 +8,7 @@ result = run_search(space, evaluator, config, out_dir="runs/search")   # evaluat
 result.best_for("macs<=300M").subnet
 """
 
-from evolve.budget import BUDGET_METRICS, Budget, parse_budget
+from evolve.budget import BUDGET_METRICS, Budget, describe_budget, parse_budget
 from evolve.candidate import Candidate
 from evolve.config import ALGORITHMS, EvolveConfig
 from evolve.errors import BudgetError, SearchError
@@ -40,6 +40,7 @@ __all__ = [
     "SearchLog",
     "SearchResult",
     "candidate_front",
+    "describe_budget",
     "generation_rng",
     "hypervolume",
     "load_candidates",

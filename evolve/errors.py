@@ -24,4 +24,13 @@ class SearchError(ValueError):
 
 
 class BudgetError(SearchError):
-    """A budget string that does not parse, names an unknown metric, or no subnet can satisfy."""
+    """A budget string that does not parse, names an unknown metric, or no subnet can satisfy.
+
+    Attributes:
+        labels: the budgets no subnet of the space can satisfy (empty for a budget that does not parse), so a
+            caller serving several budgets can report these and go on with the others.
+    """
+
+    def __init__(self, problems: str | Iterable[str], labels: Iterable[str] = ()):
+        super().__init__(problems)
+        self.labels = list(labels)

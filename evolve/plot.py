@@ -64,7 +64,7 @@ def _draw_budgets(axes, budgets: Sequence[Budget], cost: str, scale: float) -> l
     others = []
     for index, budget in enumerate(budgets):
         if budget.metric == cost:
-            axes.axvline(budget.limit / scale, linestyle="--", color=f"C{index % 10}", label=budget.label)
+            axes.axvline(budget.limit / scale, linestyle="--", color=f"C{index % 10}", label=budget.describe())
         else:
-            others.append(budget.label)
+            others.append(budget.describe())
     return others

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evolve.budget import parse_budget
+from evolve.budget import Budget, parse_budget
 from evolve.candidate import Candidate
 from evolve.config import EvolveConfig
 from evolve.plot import plot_pareto
@@ -83,6 +83,7 @@ class SearchResult:
     Attributes:
         space: the search space searched.
         config: the settings used.
+        budgets: the budgets searched, in config order, each relative one resolved to its absolute limit.
         best: best candidate within each budget (by label, in config order); None where none fits.
         pareto: Pareto front of all feasible candidates (objective against ``config.objectives``),
             ascending in the first cost.
@@ -95,6 +96,7 @@ class SearchResult:
 
     space: SearchSpace
     config: EvolveConfig
+    budgets: tuple[Budget, ...]
     best: Mapping[str, Candidate | None]
     pareto: list[Candidate]
     population: list[Candidate]
@@ -118,8 +120,9 @@ class SearchResult:
 def write_results(out_dir: str | Path, result: SearchResult) -> dict[str, Path]:
     """Write ``pareto.json``, ``best.json`` and ``pareto.png`` into ``out_dir``.
 
-    ``best.json`` is ``{"space", "objective", "budgets": [{"budget", "subnet", "metrics", "costs"}]}``;
-    ``subnet`` is the subnet string (``SubnetConfig.from_string`` reads it), null when no candidate fits.
+    ``best.json`` is ``{"space", "objective", "budgets": [{"budget", "limit", "subnet", "metrics", "costs"}]}``;
+    ``limit`` is the budget's absolute limit (a relative budget's as resolved), ``subnet`` the subnet string
+    (``SubnetConfig.from_string`` reads it), null when no candidate fits.
 
     Returns:
         The written paths by kind: ``pareto``, ``best``, ``plot``.
@@ -130,7 +133,8 @@ def write_results(out_dir: str | Path, result: SearchResult) -> dict[str, Path]:
     header = {"space": result.space.name, "objective": config.objective}
     pareto = {**header, "costs": list(config.objectives), "budgets": list(result.best)}
     pareto["front"] = [c.to_record() for c in result.pareto]
-    best = {**header, "budgets": [_best_entry(label, c) for label, c in result.best.items()]}
+    limits = {budget.label: budget.limit for budget in result.budgets}
+    best = {**header, "budgets": [_best_entry(label, limits[label], c) for label, c in result.best.items()]}
     paths = {"pareto": out / PARETO_FILE, "best": out / BEST_FILE, "plot": out / PLOT_FILE}
     paths["pareto"].write_text(json.dumps(pareto, indent=2) + "\n")
     paths["best"].write_text(json.dumps(best, indent=2) + "\n")
@@ -140,16 +144,17 @@ def write_results(out_dir: str | Path, result: SearchResult) -> dict[str, Path]:
         result.pareto,
         objective=config.objective,
         cost=config.objectives[0],
-        budgets=[parse_budget(label) for label in result.best],
+        budgets=result.budgets,
     )
     return paths
 
 
-def _best_entry(label: str, candidate: Candidate | None) -> dict[str, Any]:
+def _best_entry(label: str, limit: float, candidate: Candidate | None) -> dict[str, Any]:
     if candidate is None:
-        return {"budget": label, "subnet": None, "metrics": {}, "costs": {}}
+        return {"budget": label, "limit": limit, "subnet": None, "metrics": {}, "costs": {}}
     return {
         "budget": label,
+        "limit": limit,
         "subnet": candidate.key,
         "metrics": dict(candidate.metrics),
         "costs": dict(candidate.costs),

@@ -91,8 +91,8 @@ def run_search(
     """
     if resume and out_dir is None:
         raise SearchError("resume=True needs the out_dir of the search to resume")
-    budgets = config.parsed_budgets
     scorer = _scorer(space, evaluator, config, latency_fn)
+    budgets = resolve_budgets(space, config.parsed_budgets, scorer.costs)
     _check_attainable(space, budgets, scorer)
     strategy = _strategy(Breeder(space, scorer, config), config, budgets)
     log = SearchLog(out_dir, space, config, resume) if out_dir is not None else None
@@ -178,6 +178,7 @@ class _Loop:
         return SearchResult(
             space=space,
             config=self.config,
+            budgets=self.budgets,
             best=best_per_budget(candidates, self.config.objective, self.budgets),
             pareto=self._front(),
             population=list(self.population),
@@ -235,21 +236,40 @@ def _strategy(breeder: Breeder, config: EvolveConfig, budgets: tuple[Budget, ...
     return ConstrainedSearch(breeder, config, budgets)
 
 
+def resolve_budgets(
+    space: SearchSpace, budgets: Sequence[Budget], costs: Callable[[SubnetConfig], dict[str, float]]
+) -> tuple[Budget, ...]:
+    """``budgets`` with each relative one (``latency_ms<=40%``) resolved to an absolute limit between the costs of
+    the space's smallest and largest subnet, as ``costs`` gives them (the lookup table's predictions, for latency).
+    """
+    if not any(budget.is_relative for budget in budgets):
+        return tuple(budgets)
+    smallest, largest = costs(space.min_subnet()), costs(space.max_subnet())
+    resolved = tuple(b.resolved(smallest[b.metric], largest[b.metric]) if b.is_relative else b for b in budgets)
+    for budget in resolved:
+        if budget.is_relative:
+            logger.info("budget %s of space '%s'", budget.describe(), space.name)
+    return resolved
+
+
 def _check_attainable(space: SearchSpace, budgets: Sequence[Budget], scorer: CandidateScorer) -> None:
-    """Fail before any evaluation on a budget tighter than the smallest subnet's cost."""
-    problems = []
+    """Fail before any evaluation on a budget tighter than the smallest subnet's cost, naming every such budget."""
+    problems, labels = [], []
     for budget in budgets:
         if budget.is_latency:
             smallest = scorer.costs(space.min_subnet())["latency_ms"]
             if smallest > budget.limit:
                 problems.append(
                     f"budget {budget.label} is unsatisfiable: the smallest subnet of space '{space.name}' "
-                    f"takes {smallest:.4g} ms; loosen the budget"
+                    f"takes {smallest:.4g} ms; loosen the budget or state it as a share of the space's range "
+                    "(e.g. latency_ms<=40%)"
                 )
+                labels.append(budget.label)
             continue
         try:
             space.check_attainable(budget.bounds)
         except SpaceError as err:
             problems.extend(f"budget {budget.label}: {p}; loosen the budget" for p in err.problems)
+            labels.append(budget.label)
     if problems:
-        raise BudgetError(problems)
+        raise BudgetError(problems, labels)

@@ -18,6 +18,7 @@ import torch
 
 from nasvit.errors import NasvitError
 from nasvit.run_directory import user_umask
+from nasvit.safe_load import load_failure, refused_global
 
 FORMAT = "nasvit-supernet-checkpoint/1"
 REQUIRED_KEYS = ("model", "space", "num_classes", "config")
@@ -118,11 +119,12 @@ def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes); pass another checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for truncated or foreign files
-        first_line = (str(error).splitlines() or [""])[0][:200]
+    except Exception as error:  # torch raises many types for truncated, foreign or unsafe files
+        if refused_global(error) is not None:
+            raise CheckpointError(f"checkpoint {path} was refused: {load_failure(error)}") from None
         raise CheckpointError(
-            f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(error).__name__}: {first_line}); "
-            f"it was left untouched. Resume from an older file in {path.parent} with --resume PATH, or start a new run"
+            f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({load_failure(error)}); it was left "
+            f"untouched. Resume from an older file in {path.parent} with --resume PATH, or start a new run"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         found = payload.get("format") if isinstance(payload, dict) else None

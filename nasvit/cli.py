@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     debug = args.debug or os.environ.get("NASVIT_DEBUG", "") not in ("", "0")
     try:
-        args.run(args)
+        status = args.run(args)  # a command returns a non-zero status when it finished but fell short (demo)
     except BrokenPipeError:  # the reader went away (`nasvit ... | head`): stop quietly, as a pipeline expects
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nasvit {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 _OS_ERROR_FIXES = {

@@ -26,9 +26,9 @@ from nasvit.config import build, to_dict
 from nasvit.data import DataConfig, build_data, fixed_batches
 from nasvit.errors import NasvitError
 from nasvit.onnx_export import export_onnx
-from search_space import SubnetConfig, parse_space, space_to_dict
+from search_space import SubnetConfig, space_to_dict
 from supernet import NASViT, optimize_for_inference, recalibrate_bn
-from supernet.timm_models import SUBNET_FILE, WEIGHTS_FILE, read_export_description
+from supernet.timm_models import SUBNET_FILE, WEIGHTS_FILE, read_export, read_export_description
 
 TOLERANCE = 1e-4
 ONNX_FILE, TORCHSCRIPT_FILE = "model.onnx", "model.ts"  # beside SUBNET_FILE and WEIGHTS_FILE (timm reads those)
@@ -212,7 +212,9 @@ def pretrained_cfg(data: DataConfig, num_classes: int, in_chans: int = 3) -> dic
 
 def load_model(directory: str | Path, inference: bool = False) -> torch.nn.Module:
     """The exported model in ``directory`` (eval mode, on the CPU): a :class:`~supernet.NASViT`, or with
-    ``inference`` its inference form (:func:`~supernet.optimize_for_inference`; faster, not trainable).
+    ``inference`` its inference form (:func:`~supernet.optimize_for_inference`; faster, not trainable). Either
+    carries the export's timm ``pretrained_cfg`` (input size, mean, std, interpolation), so
+    ``timm.data.resolve_data_config({}, model=model)`` preprocesses as the model was trained.
 
     Raises:
         NasvitError: the directory is not an export (no ``subnet.json`` / ``model.safetensors``).
@@ -220,10 +222,13 @@ def load_model(directory: str | Path, inference: bool = False) -> torch.nn.Modul
     directory = Path(directory)
     description = read_description(directory)
     try:
-        space = parse_space(description["space"], source=f"{directory / SUBNET_FILE} (space)")
-        model = NASViT(SubnetConfig.from_string(description["subnet"], space), description["num_classes"])
+        cfg, pretrained_cfg = read_export(directory)
+        model = NASViT(cfg, description["num_classes"])
     except (KeyError, TypeError) as error:
         raise NasvitError(f"{directory / SUBNET_FILE} lacks or mangles {error}; export the model again") from None
+    except ValueError as error:
+        raise NasvitError(str(error)) from None
+    model.pretrained_cfg = model.default_cfg = pretrained_cfg  # as timm's builder sets them
     weights = directory / WEIGHTS_FILE
     try:
         model.load_state_dict(load_file(str(weights)))

@@ -39,6 +39,9 @@ class LatencyConfig:
         verify: after the search, time each latency budget's winner and runners-up on this device and keep the
             most accurate one whose measured median is within the budget (or report the budget as not met).
         runners_up: candidates timed after each winner when verifying.
+        correction_rounds: when none of the timed candidates of a budget measures within it, up to this many more
+            rounds, each searching again under the budget corrected by the measured/predicted ratio and timing
+            the new candidates, before the budget is reported as not met.
     """
 
     source: Literal["lut", "measure"] = "lut"
@@ -48,9 +51,11 @@ class LatencyConfig:
     repeats: int = 20
     verify: bool = True
     runners_up: int = 4
+    correction_rounds: int = 2
 
     def __post_init__(self) -> None:
-        raise_problems([f"runners_up must be 0 or more, got {self.runners_up}"] if self.runners_up < 0 else [])
+        counts = {"runners_up": self.runners_up, "correction_rounds": self.correction_rounds}
+        raise_problems([f"{name} must be 0 or more, got {value}" for name, value in counts.items() if value < 0])
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from nasvit import checkpoint
 from nasvit.cli import main
 from nasvit.config import load_config
 from nasvit.export import export_subnet
-from nasvit.latency import LatencySettings
+from nasvit.latency import LatencySettings, table_quality
 from nasvit.latency.table import LatencyTable
 from nasvit.recipes.demo import SUMMARY_KEYS, DemoRecipe
 from nasvit.recipes.train import TrainRecipe
@@ -137,7 +138,9 @@ def test_load_model_of_a_non_export(tmp_path):
         nasvit.load_model(tmp_path)
 
 
-def test_demo_runs_every_stage_and_reuses_them(tmp_path):
+def test_demo_runs_every_stage_and_reuses_them(tmp_path, monkeypatch):
+    for name, never in (("POOR_NOISY_SHARE", 1.0), ("POOR_MAPE", math.inf), ("POOR_BUSY_SHARE", 1.0)):
+        monkeypatch.setattr(table_quality, name, never)  # a 5-run table may be poor, and a rerun re-times a poor one
     recipe = DemoRecipe(
         tmp_path,
         train_overrides=TRAIN_FAST,
@@ -164,7 +167,7 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path):
     latency_best = json.loads((tmp_path / "search-latency" / "best.json").read_text())["budgets"]
     (latency_entry,) = [e for e in latency_best if "latency_check" in e]
     check = latency_entry["latency_check"]
-    assert check["met"] == rows[2]["met"] and (not check["met"] or check["measured_ms"] <= budgets[2].limit)
+    assert check["met"] == rows[2]["met"] and (not check["met"] or check["measured_ms"] <= check["limit_ms"])
     assert (tmp_path / "search" / "pareto.png").exists()
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "export").rglob("model.safetensors")}
     again = recipe.run()  # every stage finished: reused

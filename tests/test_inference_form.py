@@ -107,6 +107,6 @@ def test_latency_table_feeds_blocks_channels_last_inputs_after_the_stem(monkeypa
 
     monkeypatch.setattr(block_timing, "measure_modules_interleaved", spy)
     plans = one_plan_of_each_kind(space)
-    assert block_timing.time_blocks(space, plans, LatencySettings()) == [1.0] * 4
+    assert [s.median_ms for s in block_timing.time_blocks(space, plans, LatencySettings())] == [1.0] * 4
     assert [layout for _, layout in seen] == [torch.contiguous_format] + [torch.channels_last] * 3
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for module, _ in seen for m in module.modules())

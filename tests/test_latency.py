@@ -23,8 +23,9 @@ from nasvit.latency.table_build import build_lut, enumerate_blocks, nonnegative_
 from search_space import load_space, parse_space, plan_subnet, space_to_dict
 from search_space.plan import TransformerPlan
 
-FAST = LatencySettings(threads=1, warmup=0, repeats=1)
+FAST = LatencySettings(threads=1, warmup=1, repeats=3)  # 1 run per block made 1 build in 10 refuse its calibration
 RESOLUTION = 16
+ONE_MS = LatencyStats(1.0, 1.0, 1.0, 1)  # a steady 1 ms timing of a block
 
 
 def subnet_blocks(cfg) -> list:
@@ -63,7 +64,7 @@ def counting_timer(monkeypatch):
 
     def fake(space, plans, settings):
         calls.extend(plans)
-        return [1.0] * len(plans)
+        return [ONE_MS] * len(plans)
 
     monkeypatch.setattr(lut_build, "time_blocks", fake)
     return calls
@@ -102,7 +103,10 @@ def test_built_table_predicts_random_subnets(table_file, tiny):
     assert (header.space, header.resolutions, header.torch) == ("tiny", (RESOLUTION,), torch.__version__)
     assert header.settings == FAST
     fit = table.calibration[RESOLUTION]  # fitted in-network at build time on 16 subnets
-    assert set(fit) == {"scale", "per_block_ms", "offset_ms", "subnets", "mape"} and fit["subnets"] == 16
+    assert (
+        set(fit) == {"scale", "per_block_ms", "offset_ms", "subnets", "mape", "noisy", "worst_spread"}
+        and fit["subnets"] == 16
+    )
     rng = random.Random(1)
     for _ in range(20):
         cfg = tiny.sample(rng).replace(resolution=RESOLUTION)
@@ -131,7 +135,7 @@ def test_interrupted_build_resumes(tiny, tmp_path, monkeypatch):
         groups.append(plans)
         if len(groups) > 1:
             raise KeyboardInterrupt
-        return [1.0] * len(plans)
+        return [ONE_MS] * len(plans)
 
     monkeypatch.setattr(lut_build, "time_blocks", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -142,7 +146,7 @@ def test_interrupted_build_resumes(tiny, tmp_path, monkeypatch):
 
     def counting(space, plans, settings):
         calls.extend(plans)
-        return [1.0] * len(plans)
+        return [ONE_MS] * len(plans)
 
     monkeypatch.setattr(lut_build, "time_blocks", counting)
     build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
@@ -323,3 +327,23 @@ def test_a_calibration_with_no_physical_fit_is_refused(tiny, tmp_path, monkeypat
     assert len(table) == len(enumerate_blocks(tiny, [RESOLUTION])) and RESOLUTION not in table.calibration
     with pytest.raises(NasvitError, match="not calibrated for 16 px"):
         table.predict(tiny.min_subnet().replace(resolution=RESOLUTION))
+
+
+def test_a_table_recorded_as_poor_is_timed_again_when_asked_and_says_so_when_loaded(
+    table_file, tiny, tmp_path, caplog, counting_timer
+):
+    path = tmp_path / "poor.json"
+    data = json.loads(table_file.read_text())
+    assert data["quality"] is not None and set(data["spreads"]) == set(data["entries"])
+    data["quality"]["busy_share"] = 0.9  # built while other programs held the cores
+    path.write_text(json.dumps(data))
+    with caplog.at_level("WARNING"):
+        LatencyTable.load(path, tiny)
+        LatencyTable.load(path, tiny)
+    warnings = [r.message for r in caplog.records if "poor quality" in r.message]
+    assert len(warnings) == 1 and "the machine was busy during 90% of the build" in warnings[0]
+    build_lut(tiny, [RESOLUTION], FAST, path, progress=False)  # resumed: nothing is missing, nothing timed
+    assert counting_timer == []
+    table = build_lut(tiny, [RESOLUTION], FAST, path, progress=False, retime_poor=True)
+    assert len(counting_timer) == len(data["entries"]) and set(table.entries.values()) == {1.0}
+    assert table.quality.noisy_blocks == 0 and table.quality.blocks == len(data["entries"])

@@ -74,3 +74,67 @@ def test_a_subnet_shared_by_two_budgets_is_timed_once(candidates, measured, monk
     budgets = {parse_budget("latency_ms<=3.8"): candidates[0], parse_budget("latency_ms<=9"): candidates[0]}
     checks = check_latency_budgets(budgets, candidates, LatencySettings(), runners_up=1)
     assert counts == [2] and all(c.met and not c.replaced for c in checks)
+
+
+def test_a_table_that_reads_fast_is_corrected_and_searched_again(candidates, measured):
+    """Every candidate at the budget's edge measures 12% over its prediction: the check searches again under the
+    budget divided by that ratio and finds a subnet that measures within it, recording both rounds."""
+    budget = parse_budget("latency_ms<=3.9")
+    for candidate in candidates:
+        measured[candidate.key] = 3.7 * 1.12
+    space = load_space("tiny")
+    rng = random.Random(1)
+    cheaper = [cfg for cfg in (space.sample(rng) for _ in range(40)) if str(cfg) not in measured][:3]
+    cheaper = [Candidate(cfg, {"top1": 80.0 - i}, {"latency_ms": 3.2, "macs": 1e6}, 1) for i, cfg in enumerate(cheaper)]
+    for candidate in cheaper:
+        measured[candidate.key] = 3.2 * 1.12
+    limits = []
+
+    def search_within(searched_budget, limit):
+        limits.append(limit)
+        return cheaper
+
+    (check,) = check_latency_budgets(
+        {budget: candidates[0]},
+        candidates,
+        LatencySettings(),
+        runners_up=4,
+        search_within=search_within,
+        correction_rounds=2,
+    )
+    assert limits == [pytest.approx(3.9 / 1.12)]
+    assert check.met and check.chosen.candidate is cheaper[0] and len(check.rounds) == 2
+    record = check.to_record("top1")
+    assert [r["timed"] for r in record["rounds"]] == [5, 3] and record["limit_ms"] == 3.9
+    assert record["rounds"][1]["predicted_limit_ms"] == pytest.approx(3.9 / 1.12)
+    assert "found in round 1" in describe_check(check)
+
+
+def test_rounds_are_bounded_and_a_budget_still_missed_is_reported_with_every_round(candidates, measured):
+    budget = parse_budget("latency_ms<=3.9")
+    for candidate in candidates:
+        measured[candidate.key] = 9.0
+    calls = []
+    (check,) = check_latency_budgets(
+        {budget: candidates[0]},
+        candidates,
+        LatencySettings(),
+        runners_up=4,
+        search_within=lambda b, limit: calls.append(limit) or [],
+        correction_rounds=2,
+    )
+    assert not check.met and len(calls) == 1 and len(check.rounds) == 2 and not check.rounds[1].timed
+    assert "NOT MET on this device" in describe_check(check) and "2 round(s)" in describe_check(check)
+
+
+def test_a_relative_budget_is_resolved_again_on_the_measured_extremes(candidates, measured):
+    """The table reads 2x fast on this machine: the winner measures 7.4 ms against its 4 ms predicted limit, yet it
+    is half-way between the smallest and largest subnet as timed now, which is what ``latency_ms<=50%`` asks."""
+    space = load_space("tiny")
+    budget = parse_budget("latency_ms<=50%").resolved(2.0, 6.0)
+    for candidate in candidates:
+        measured[candidate.key] = 7.4
+    measured[str(space.min_subnet())], measured[str(space.max_subnet())] = 4.0, 12.0
+    (check,) = check_latency_budgets({budget: candidates[0]}, candidates, LatencySettings(), runners_up=1)
+    assert check.limit_ms == pytest.approx(8.0) and check.met and not check.replaced
+    assert check.to_record("top1")["limit_ms"] == pytest.approx(8.0)

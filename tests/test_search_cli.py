@@ -72,6 +72,8 @@ def test_resumed_search_ends_like_an_uninterrupted_one(trained, tmp_path):
         ),
         ('evolve.budgets=["flops<=3M"]', "unknown metric 'flops'"),
         ('evolve.budgets=["macs<3M"]', "macs<3M"),
+        ('evolve.budgets=["latency_ms<=140%"]', "a share of the space's range lies between 0% and 100%"),
+        ("latency.correction_rounds=-1", "latency.correction_rounds must be 0 or more, got -1"),
         ("space=nasvit", "holds a supernet of space 'tiny', but the search config asks for 'nasvit'"),
     ],
 )

@@ -303,3 +303,16 @@ def test_layer_decay_follows_the_group_matcher():
     assert scale_of[id(model.stem.conv.weight)] == 0.5 ** (blocks + 1)
     assert scale_of[id(model.stages[0][0].depthwise.conv.weight)] == 0.5**blocks
     assert scale_of[id(model.get_classifier().weight)] == 1.0
+
+
+@pytest.mark.parametrize("inference", [False, True])
+def test_load_model_carries_the_exports_preprocessing(export, inference):
+    """``nasvit.load_model`` preprocesses as the export was trained, like timm's ``export_dir`` path (without it,
+    timm falls back to 224 px ImageNet statistics)."""
+    import nasvit
+
+    directory, _ = export
+    model = nasvit.load_model(directory, inference=inference)
+    through_timm = create(export_dir=directory, pretrained=True)
+    assert resolve_data_config({}, model=model) == resolve_data_config({}, model=through_timm)
+    assert resolve_data_config({}, model=model)["input_size"] == (3, 20, 20)

@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
     from nasvit.recipes.demo import DemoRecipe, format_table
 
     start = time.perf_counter()
@@ -37,10 +37,17 @@ def run(args: argparse.Namespace) -> None:
         args.out, train_overrides=tuple(args.train_overrides), search_overrides=tuple(args.search_overrides)
     )
     rows = recipe.run()
-    front = json.loads((recipe.out / "search" / "pareto.json").read_text())["front"]
+    pareto = recipe.out / "search" / "pareto.json"
+    front = json.loads(pareto.read_text())["front"] if pareto.exists() else []
     print()
     print(format_table(rows))
     print(
         f"\nPareto front: {len(front)} subnets, plotted in {recipe.out / 'search' / 'pareto.png'}; summary: "
         f"{recipe.out / 'summary.json'}; {time.perf_counter() - start:.0f} s in all"
     )
+    missed = [row["budget"] for row in rows if not row["met"]]
+    if missed:
+        print(f"NOT MET: {', '.join(missed)} (the other budgets were searched, exported and measured)")
+        return 1
+    print(f"all {len(rows)} budgets met")
+    return 0

@@ -19,6 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from evolve import describe_budget
     from nasvit.config import load_config
     from nasvit.recipes.search import SearchRecipe
     from nasvit.search_config import SearchConfig
@@ -28,8 +29,9 @@ def run(args: argparse.Namespace) -> None:
     summary = SearchRecipe(config, args.checkpoint, out, resume=args.resume, overwrite=args.overwrite).run()
     if not summary:
         return
-    for label, best in summary["best"].items():
+    for budget, best in summary["best"].items():
         check = (best or {}).get("latency_check")
+        label = describe_budget(budget, (best or {}).get("limit") or (check or {}).get("limit_ms"))
         if check is not None and not check["met"]:
             print(f"{label}: NOT MET on this device (see latency_check in {out / 'best.json'})")
         elif best is None:

@@ -9,6 +9,7 @@ from torch import nn
 
 from nasvit.latency.measure import (
     LatencySettings,
+    LatencyStats,
     inference_model,
     measure_module_latency,
     measure_modules_interleaved,
@@ -63,11 +64,10 @@ def warm_up_process(space: SearchSpace, resolution: int, settings: LatencySettin
     )
 
 
-def time_blocks(space: SearchSpace, plans: list[PartPlan], settings: LatencySettings) -> list[float]:
-    """Median milliseconds of each block of ``plans`` under ``settings``, timed in interleaved rounds
+def time_blocks(space: SearchSpace, plans: list[PartPlan], settings: LatencySettings) -> list[LatencyStats]:
+    """Timings of each block of ``plans`` under ``settings``, in interleaved rounds
     (:func:`~nasvit.latency.measure_modules_interleaved`). Blocks after the stem get channels-last inputs, as
     they do inside an inference-form network."""
     shapes = [block_input_shape(plan, settings.batch_size) for plan in plans]
     layouts = [torch.contiguous_format if isinstance(p, StemPlan) else torch.channels_last for p in plans]
-    stats = measure_modules_interleaved([block_module(space, plan) for plan in plans], shapes, settings, layouts)
-    return [s.median_ms for s in stats]
+    return measure_modules_interleaved([block_module(space, plan) for plan in plans], shapes, settings, layouts)

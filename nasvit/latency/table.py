@@ -8,13 +8,16 @@ weights, not work. Keys are stable strings, ``ClassName(field=value, ...)`` with
 
 The table file (JSON) records the space (name and a fingerprint of its definition), the resolutions timed,
 the measurement settings and group size, the device, the torch version, the in-network calibration per
-resolution, and ``entries`` (key -> milliseconds). :mod:`nasvit.latency.table_build` measures and writes it.
+resolution, ``entries`` (key -> milliseconds), ``spreads`` (key -> (p90 - p10) / median of the entry's runs) and
+``quality`` (:class:`~nasvit.latency.table_quality.TableQuality`). :mod:`nasvit.latency.table_build` measures and
+writes it. Loading a table of poor quality logs one warning per file and process.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import platform
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,13 +28,17 @@ import torch
 from nasvit.atomic_json import write_json_atomic
 from nasvit.errors import NasvitError
 from nasvit.latency.settings import LatencySettings
+from nasvit.latency.table_quality import TableQuality
 from search_space import SearchSpace, SubnetConfig, space_fingerprint
 from search_space.plan import PartPlan, walk_parts
+
+logger = logging.getLogger(__name__)
 
 TABLE_FORMAT_PREFIX = "nasvit-latency-table/"
 TABLE_FORMAT = TABLE_FORMAT_PREFIX + "2"  # 2: blocks timed in their inference form, in interleaved groups
 GROUP_SIZE = 24  # blocks timed together in interleaved rounds; the table file is rewritten after each group
 UNTIMED_FIELDS = frozenset({"scale_key"})  # plan fields that do not change the work a block does
+_WARNED_POOR: set[Path] = set()  # tables whose poor quality was already reported in this process
 
 
 def block_key(plan: PartPlan) -> str:
@@ -120,6 +127,9 @@ class LatencyTable:
         header: what it was measured for and with.
         entries: block key -> milliseconds.
         path: the file it was loaded from or is saved to (named in error messages).
+        calibration: resolution -> ``{"scale", "per_block_ms", "offset_ms", "subnets", "mape", ...}``.
+        spreads: block key -> (p90 - p10) / median of the entry's timed runs (tables before 2026-12 have none).
+        quality: what the build recorded of its noise; None for a table still being built or an older one.
     """
 
     def __init__(
@@ -129,9 +139,13 @@ class LatencyTable:
         entries: dict[str, float],
         path: Path | None = None,
         calibration: dict[int, dict[str, float]] | None = None,
+        spreads: dict[str, float] | None = None,
+        quality: TableQuality | None = None,
     ):
         self.space, self.header, self.entries, self.path = space, header, entries, path
-        self.calibration = calibration or {}  # resolution -> {"scale", "per_block_ms", "offset_ms", ...}
+        self.calibration = calibration or {}
+        self.spreads = spreads or {}
+        self.quality = quality
         self._parts: dict = {}  # memo of walk_parts: part signature -> (ms, output width, output side)
 
     def __len__(self) -> int:
@@ -172,6 +186,8 @@ class LatencyTable:
             header = TableHeader.from_dict(data)
             entries = {str(k): float(v) for k, v in data["entries"].items()}
             calibration = {int(r): dict(c) for r, c in data.get("calibration", {}).items()}
+            spreads = {str(k): float(v) for k, v in data.get("spreads", {}).items()}
+            quality = TableQuality.from_dict(data["quality"]) if data.get("quality") else None
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise NasvitError(f"{path} is not a latency table from nasvit latency build-lut ({error})") from None
         if header.space != space.name:
@@ -184,11 +200,32 @@ class LatencyTable:
                 f"latency table {path} was built for another definition of space '{space.name}' (its YAML "
                 "changed since); rebuild it with nasvit latency build-lut"
             )
-        return cls(space, header, entries, path, calibration)
+        table = cls(space, header, entries, path, calibration, spreads, quality)
+        table.warn_if_poor()
+        return table
+
+    def warn_if_poor(self) -> None:
+        """Log once per file and process that the table's timings are not to be trusted, and why."""
+        if self.quality is None or not self.quality.poor or self.path in _WARNED_POOR:
+            return
+        _WARNED_POOR.add(self.path)
+        logger.warning(
+            "latency table %s is of poor quality, %s; its predictions may be off. Rebuild it on a quiet machine "
+            "(nasvit latency build-lut --space %s --out NEW_FILE)",
+            self.path,
+            self.quality.describe().removeprefix("poor "),
+            self.space.name,
+        )
 
     def save(self, path: str | Path) -> None:
         """Write the table to ``path`` atomically (a temporary file, then a rename)."""
-        payload = {**self.header.to_dict(), "calibration": self.calibration, "entries": self.entries}
+        payload = {
+            **self.header.to_dict(),
+            "quality": self.quality.to_dict() if self.quality is not None else None,
+            "calibration": self.calibration,
+            "spreads": self.spreads,
+            "entries": self.entries,
+        }
         self.path = write_json_atomic(path, payload, indent=1)
 
     # ------------------------------------------------------------------------------------- prediction

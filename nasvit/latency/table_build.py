@@ -1,11 +1,13 @@
 """Building a latency table: every distinct block of a space timed once, then an in-network calibration per
 resolution. The file is rewritten atomically after every group of blocks, so an interrupted build resumes where it
-stopped."""
+stopped. Noisy timings are re-timed before they are kept, and the table records its quality
+(:mod:`nasvit.latency.table_quality`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import math
 import random
 from collections.abc import Iterable, Iterator
@@ -16,11 +18,21 @@ from tqdm import tqdm
 
 from nasvit.errors import NasvitError
 from nasvit.latency.block_timing import time_blocks, warm_up_process
-from nasvit.latency.measure import LatencySettings, inference_model, measure_models_interleaved, warn_if_noisy
+from nasvit.latency.measure import (
+    WIDE_SPREAD,
+    LatencySettings,
+    LatencyStats,
+    inference_model,
+    measure_models_interleaved,
+    warn_if_noisy,
+)
 from nasvit.latency.table import GROUP_SIZE, LatencyTable, TableHeader, block_count, block_key
-from search_space import SearchSpace, StageChoice
+from nasvit.latency.table_quality import BusyChecks, TableQuality, retime_noisy
+from search_space import SearchSpace, StageChoice, SubnetConfig
 from search_space.plan import PartPlan, head_plan, part_output, plan_stage, stem_plan
 from search_space.spec import StageSpec
+
+logger = logging.getLogger(__name__)
 
 CALIBRATION_RUNS = 5  # at least this many timed runs per calibration subnet: one run is too noisy to fit on
 
@@ -70,7 +82,13 @@ def check_resolution(space: SearchSpace, resolution: int) -> None:
         )
 
 
-def fit_calibration(table: LatencyTable, resolution: int, settings: LatencySettings, subnets: int = 16) -> dict:
+def fit_calibration(
+    table: LatencyTable,
+    resolution: int,
+    settings: LatencySettings,
+    subnets: int = 16,
+    busy: BusyChecks | None = None,
+) -> dict:
     """Fit how table sums map to whole-network latency at ``resolution``, on ``subnets`` random subnets.
 
     Blocks timed alone run with their weights hot in cache; inside a network they run a little slower (seen
@@ -91,8 +109,7 @@ def fit_calibration(table: LatencyTable, resolution: int, settings: LatencySetti
     steady = dataclasses.replace(
         settings, warmup=max(settings.warmup, 1), repeats=max(settings.repeats, CALIBRATION_RUNS)
     )
-    stats = measure_models_interleaved([inference_model(cfg) for cfg in cfgs], resolution, steady)
-    warn_if_noisy(stats, f"{resolution} px calibration subnet")
+    stats = _time_calibration(cfgs, resolution, steady, busy)
     measured = np.array([s.median_ms for s in stats])
     features = np.array([[table.block_sum(cfg), block_count(cfg), 1.0] for cfg in cfgs])
     scale, per_block, offset = nonnegative_fit(features, measured)
@@ -111,7 +128,22 @@ def fit_calibration(table: LatencyTable, resolution: int, settings: LatencySetti
         "offset_ms": float(offset),
         "subnets": subnets,
         "mape": mape,
+        "noisy": sum(s.spread > WIDE_SPREAD for s in stats),
+        "worst_spread": max(s.spread for s in stats),
     }
+
+
+def _time_calibration(
+    cfgs: list[SubnetConfig], resolution: int, settings: LatencySettings, busy: BusyChecks | None
+) -> list[LatencyStats]:
+    """Timings of the calibration subnets, interleaved, the noisy ones again."""
+    models = [inference_model(cfg) for cfg in cfgs]
+    if busy is not None:
+        busy.check(settings)
+    stats = measure_models_interleaved(models, resolution, settings)
+    stats = retime_noisy(models, stats, lambda subset: measure_models_interleaved(subset, resolution, settings))
+    warn_if_noisy(stats, f"{resolution} px calibration subnet")
+    return stats
 
 
 def nonnegative_fit(features: np.ndarray, measured: np.ndarray) -> tuple[float, float, float]:
@@ -137,12 +169,14 @@ def build_lut(
     settings: LatencySettings,
     out_path: str | Path,
     progress: bool = True,
+    retime_poor: bool = False,
 ) -> LatencyTable:
     """Time every block of ``space`` at ``resolutions`` once and write the table to ``out_path``.
 
     When ``out_path`` already holds a table of the same space measured with the same settings on the same
     device and torch version, its entries are kept and only missing blocks are timed (an interrupted
-    build resumes; new resolutions are added).
+    build resumes; new resolutions are added); with ``retime_poor`` a finished table recorded as poor is timed
+    again from scratch instead.
 
     Blocks are timed in a seeded random order, :data:`GROUP_SIZE` at a time in interleaved rounds, so a slow
     drift of a shared machine spreads as noise over all stages instead of biasing whichever stage was timed
@@ -159,24 +193,30 @@ def build_lut(
         raise NasvitError(f"--out {out_path} is a directory; pass a file path such as {out_path / 'lut.json'}")
     resolutions = tuple(resolutions)
     plans = enumerate_blocks(space, resolutions)
-    table = _start_table(space, resolutions, settings, out_path)
+    table = _start_table(space, resolutions, settings, out_path, retime_poor)
     table.save(out_path)  # fails now, not after minutes of timing, where out_path cannot be written
     todo = [plan for plan in plans if block_key(plan) not in table.entries]
     random.Random(f"latency-table:{space.name}").shuffle(todo)  # drift of the machine must not follow the stages
-    _time_missing_blocks(table, todo, progress)
-    for resolution in resolutions:
-        if todo or resolution not in table.calibration:
-            table.calibration.pop(resolution, None)  # a refused calibration must not leave the old one in use
-            table.calibration[resolution] = fit_calibration(table, resolution, table.settings)
-            table.save(out_path)
+    busy = BusyChecks()
+    _time_missing_blocks(table, todo, progress, busy)
+    calibrate = [r for r in resolutions if todo or r not in table.calibration]
+    for resolution in calibrate:
+        table.calibration.pop(resolution, None)  # a refused calibration must not leave the old one in use
+        table.calibration[resolution] = fit_calibration(table, resolution, table.settings, busy=busy)
+        table.save(out_path)
+    if todo or calibrate or table.quality is None:
+        table.quality = TableQuality.of(table.spreads, table.calibration, busy.share)
+        log = logger.warning if table.quality.poor else logger.info
+        log("latency table %s: %s", out_path, table.quality.describe())
     table.save(out_path)
     return table
 
 
 def _start_table(
-    space: SearchSpace, resolutions: tuple[int, ...], settings: LatencySettings, out_path: Path
+    space: SearchSpace, resolutions: tuple[int, ...], settings: LatencySettings, out_path: Path, retime_poor: bool
 ) -> LatencyTable:
-    """A new table measured here with ``settings``, or the one at ``out_path`` to resume (with ``resolutions`` added).
+    """A new table measured here with ``settings``, or the one at ``out_path`` to resume (with ``resolutions`` added;
+    with ``retime_poor``, a new one in place of a table recorded as poor).
 
     Raises:
         NasvitError: ``out_path`` holds a table measured with other settings, on another device or torch.
@@ -191,12 +231,18 @@ def _start_table(
             f"{out_path} holds a table measured differently ({'; '.join(differences)}); "
             "rerun with the same settings to resume it, or write to another --out file"
         )
+    if retime_poor and existing.quality is not None and existing.quality.poor:
+        logger.warning("timing the poor latency table %s again from scratch", out_path)
+        return LatencyTable(space, header, {}, out_path, {})
     header = dataclasses.replace(header, resolutions=tuple(sorted({*existing.resolutions, *resolutions})))
-    return LatencyTable(space, header, existing.entries, out_path, existing.calibration)
+    return LatencyTable(
+        space, header, existing.entries, out_path, existing.calibration, existing.spreads, existing.quality
+    )
 
 
-def _time_missing_blocks(table: LatencyTable, todo: list[PartPlan], progress: bool) -> None:
-    """Time ``todo`` :data:`GROUP_SIZE` blocks at a time into ``table``, saving it after each group."""
+def _time_missing_blocks(table: LatencyTable, todo: list[PartPlan], progress: bool, busy: BusyChecks) -> None:
+    """Time ``todo`` :data:`GROUP_SIZE` blocks at a time into ``table`` (noisy ones again), saving it after each
+    group."""
     if not todo:
         return
     space, settings = table.space, table.settings
@@ -204,6 +250,11 @@ def _time_missing_blocks(table: LatencyTable, todo: list[PartPlan], progress: bo
     with tqdm(total=len(todo), desc="latency table", unit="block", disable=not progress) as bar:
         for start in range(0, len(todo), GROUP_SIZE):
             chunk = todo[start : start + GROUP_SIZE]
-            table.entries.update(zip(map(block_key, chunk), time_blocks(space, chunk, settings), strict=True))
+            busy.check(settings)
+            stats = time_blocks(space, chunk, settings)
+            stats = retime_noisy(chunk, stats, lambda plans: time_blocks(space, plans, settings))
+            for plan, timing in zip(chunk, stats, strict=True):
+                table.entries[block_key(plan)] = timing.median_ms
+                table.spreads[block_key(plan)] = timing.spread
             table.save(table.path)
             bar.update(len(chunk))

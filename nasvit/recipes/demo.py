@@ -14,13 +14,15 @@ import dataclasses
 import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from evolve import parse_budget
+from evolve import BudgetError, describe_budget, parse_budget
 from nasvit import checkpoint, run_directory
+from nasvit.atomic_json import write_json_atomic
 from nasvit.config import load_config
 from nasvit.data import build_data
 from nasvit.evaluation import accuracy
@@ -71,46 +73,87 @@ class DemoRecipe:
         self.search_config = load_config(SearchConfig, search_config, (*lut, *search_overrides))
 
     def run(self) -> list[dict[str, Any]]:
-        """Run (or reuse) every stage; returns the summary rows, also written to ``summary.json``."""
+        """Run (or reuse) every stage; returns the summary rows (one per budget, in config order, a budget that was
+        not met included), also written to ``summary.json``."""
+        self._started = time.perf_counter()
         train_dir, search_dir = self.out / "train", self.out / "search"
-        _stage("1/5 train the supernet", train_dir)
+        self._stage("1/5 train the supernet", train_dir)
         TrainRecipe(self.train_config, train_dir, resume="auto").run()
         latest = checkpoint.latest(train_dir)
-        _stage("2/5 time the blocks of the space into a latency table", self.out / LUT_FILE)
-        space = load_space(self.train_config.space)
-        build_lut(space, space.resolutions, self.latency, self.out / LUT_FILE, progress=False)
-        _stage("3/5 search the budgets", search_dir)
+        table_changed = self._build_table()
+        self._stage("3/5 search the budgets", search_dir)
         best_by_label: dict[str, dict[str, Any]] = {}
-        for directory, config in self._searches(search_dir):
-            resume = (directory / run_directory.MANIFEST).exists() or (directory / "candidates.jsonl").exists()
-            SearchRecipe(config, latest, directory, resume=resume).run()
-            best_by_label.update((e["budget"], e) for e in json.loads((directory / "best.json").read_text())["budgets"])
+        for directory, config, timed in self._searches(search_dir):
+            table = self.out / LUT_FILE if timed else None
+            labels = [parse_budget(b).label for b in config.evolve.budgets]
+            finished = None if timed and table_changed else _finished_search(directory, labels, latest, table)
+            if finished is None:
+                finished = self._search(directory, config, latest, overwrite=timed and table_changed)
+            best_by_label.update(finished)
         best = [best_by_label[parse_budget(b).label] for b in self.search_config.evolve.budgets]
-        _stage("4/5 export the best subnet of each budget", self.out / "export")
+        self._stage("4/5 export the best subnet of each budget", self.out / "export")
         state = checkpoint.load(latest)
         space = parse_space(state["space"])
         exports = {e["budget"]: self._export(state, latest, space, e) for e in best if _met(e)}
-        _stage("5/5 measure latency and validation accuracy", self.out)
+        self._stage("5/5 measure latency and validation accuracy", self.out)
         table = LatencyTable.load(self.out / LUT_FILE, space)
         rows = self._measure(best, exports, build_data(self.train_config.data), table)
-        (self.out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+        write_json_atomic(self.out / "summary.json", rows, indent=2)
         return rows
 
-    def _searches(self, search_dir: Path) -> list[tuple[Path, SearchConfig]]:
-        """The cost budgets' search in ``search/`` and the latency budgets' in ``search-latency/``: a latency budget
-        samples by timings of this machine, so sharing a search with it would make the cost budgets' subnets
-        depend on the machine too."""
+    def _stage(self, title: str, where: Path) -> None:
+        logger.info("== %s (%s; %.0f s so far)", title, where, time.perf_counter() - self._started)
+
+    def _build_table(self) -> bool:
+        """Build (or reuse, or re-time when recorded as poor) the latency table; whether its timings changed, in
+        which case the latency search is redone instead of resumed."""
+        path = self.out / LUT_FILE
+        self._stage("2/5 time the blocks of the space into a latency table", path)
+        before = run_directory.file_digest(path) if path.exists() else None
+        space = load_space(self.train_config.space)
+        build_lut(space, space.resolutions, self.latency, path, progress=False, retime_poor=True)
+        return before is not None and run_directory.file_digest(path) != before
+
+    def _searches(self, search_dir: Path) -> list[tuple[Path, SearchConfig, bool]]:
+        """The cost budgets' search in ``search/`` and the latency budgets' in ``search-latency/`` (with True: it
+        uses the latency table): a latency budget samples by timings of this machine, so sharing a search with it
+        would make the cost budgets' subnets depend on the machine too."""
         config = self.search_config
         budgets = [parse_budget(b) for b in config.evolve.budgets]
         groups = [
-            (search_dir, [b.label for b in budgets if not b.is_latency]),
-            (search_dir.with_name(f"{search_dir.name}-latency"), [b.label for b in budgets if b.is_latency]),
+            (search_dir, [b.label for b in budgets if not b.is_latency], False),
+            (search_dir.with_name(f"{search_dir.name}-latency"), [b.label for b in budgets if b.is_latency], True),
         ]
         return [
-            (directory, dataclasses.replace(config, evolve=dataclasses.replace(config.evolve, budgets=labels)))
-            for directory, labels in groups
+            (directory, dataclasses.replace(config, evolve=dataclasses.replace(config.evolve, budgets=labels)), timed)
+            for directory, labels, timed in groups
             if labels
         ]
+
+    def _search(self, directory: Path, config: SearchConfig, latest: Path, overwrite: bool) -> dict[str, dict]:
+        """``best.json``'s entries of one search by budget label. A budget no subnet of the space can meet is not
+        searched: its entry says why (``unsatisfiable``), and the search goes on with the other budgets."""
+        unsatisfiable: dict[str, str] = {}
+        while True:
+            budgets = [b for b in config.evolve.budgets if parse_budget(b).label not in unsatisfiable]
+            if not budgets:
+                break
+            searched = dataclasses.replace(config, evolve=dataclasses.replace(config.evolve, budgets=budgets))
+            resume = not overwrite and _search_started(directory)
+            try:
+                SearchRecipe(searched, latest, directory, resume=resume, overwrite=overwrite or not resume).run()
+                break
+            except BudgetError as error:
+                if not set(error.labels) & {parse_budget(b).label for b in budgets}:  # none of ours: nothing to drop
+                    raise
+                for label in error.labels:
+                    unsatisfiable[label] = "; ".join(p for p in error.problems if p.startswith(f"budget {label}"))
+                logger.warning("%s", error)
+        found = (
+            {e["budget"]: e for e in json.loads((directory / "best.json").read_text())["budgets"]} if budgets else {}
+        )
+        found.update({label: {"budget": label, "subnet": None, "not_met": why} for label, why in unsatisfiable.items()})
+        return found
 
     def _export(self, state: dict[str, Any], path: Path, space, entry: dict[str, Any]) -> Path:
         directory = self.out / "export" / _slug(entry["budget"])
@@ -149,7 +192,7 @@ class DemoRecipe:
         rows = []
         for entry in best:
             if entry["budget"] not in exports:
-                rows.append({"budget": entry["budget"], "met": False, "latency_check": entry.get("latency_check")})
+                rows.append(_not_met_row(entry))
                 continue
             directory = exports[entry["budget"]]
             description = descriptions[entry["budget"]]
@@ -157,6 +200,7 @@ class DemoRecipe:
             rows.append(
                 {
                     "budget": entry["budget"],
+                    "limit": entry.get("limit"),
                     "met": True,
                     "subnet": subnet,
                     **{name: costs[name] for name in ("macs", "params", "activations")},
@@ -171,9 +215,54 @@ class DemoRecipe:
         return rows
 
 
+def _not_met_row(entry: dict[str, Any]) -> dict[str, Any]:
+    """The summary row of a budget without a subnet: why, with the figures (``best.json``'s ``latency_check``)."""
+    check = entry.get("latency_check")
+    if "not_met" in entry:
+        reason = entry["not_met"]
+    elif check is not None:
+        fastest = min(check["timed"], key=lambda t: t["measured_ms"])
+        reason = (
+            f"none of the {len(check['timed'])} candidates timed in {len(check.get('rounds', [0]))} round(s) measured "
+            f"within {check['limit_ms']:.3g} ms (fastest {fastest['measured_ms']:.2f} ms, predicted "
+            f"{fastest['predicted_ms']:.2f} ms)"
+        )
+    else:
+        reason = "the search found no subnet within it"
+    return {
+        "budget": entry["budget"],
+        "limit": entry.get("limit"),
+        "met": False,
+        "reason": reason,
+        "latency_check": check,
+    }
+
+
 def _met(entry: dict[str, Any]) -> bool:
     """Whether a ``best.json`` entry has a subnet that meets its budget (a latency budget measured here)."""
     return bool(entry.get("subnet")) and entry.get("latency_check", {}).get("met", True)
+
+
+def _finished_search(directory: Path, labels: list[str], latest: Path, table: Path | None) -> dict[str, dict] | None:
+    """``best.json``'s entries by budget of a search in ``directory`` that finished on this checkpoint (and latency
+    table) with its latency budgets checked; None when it has to run. A finished search is not resumed, because its
+    latency check would time the candidates again and might choose another of two equally fast subnets."""
+    manifest, best = run_directory.read_manifest(directory), directory / "best.json"
+    if manifest is None or not best.is_file():
+        return None
+    inputs = manifest.get("inputs", {})
+    if inputs.get("checkpoint_sha256") != run_directory.file_digest(latest):
+        return None
+    if table is not None and inputs.get("latency_table_sha256") != run_directory.file_digest(table):
+        return None
+    entries = json.loads(best.read_text())["budgets"]
+    checked = table is None or all("latency_check" in e for e in entries if e.get("subnet"))
+    return {e["budget"]: e for e in entries} if [e["budget"] for e in entries] == labels and checked else None
+
+
+def _search_started(directory: Path) -> bool:
+    """Whether ``directory`` holds a search that logged candidates (one that failed before any is started afresh)."""
+    return (directory / "candidates.jsonl").exists()
 
 
 def _current_export(directory: Path, subnet: str) -> bool:
@@ -186,18 +275,22 @@ def _current_export(directory: Path, subnet: str) -> bool:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The demo's result table: one line per budget, then the subnets in full."""
+    """The demo's result table: one line per budget (a relative budget with its resolved limit, a budget that was
+    not met with the reason), then the subnets in full."""
+    names = [describe_budget(row["budget"], row.get("limit")) for row in rows]
+    width = max([16, *map(len, names)])
     header = (
-        f"{'budget':<16} {'MACs':>8} {'params':>8} {'activations':>11} {'CPU latency (p10-p90)':>23} {'val top-1':>9}"
+        f"{'budget':<{width}} {'MACs':>8} {'params':>8} {'activations':>11} {'CPU latency (p10-p90)':>23} "
+        f"{'val top-1':>9}"
     )
     lines = [header, "-" * len(header)]
-    for row in rows:
+    for name, row in zip(names, rows):
         if not row["met"]:
-            lines.append(f"{row['budget']:<16} not met on this device (see latency_check in search/best.json)")
+            lines.append(f"{name:<{width}} NOT MET: {row['reason']}")
             continue
         latency = f"{row['latency_ms']:.2f}ms ({row['latency_p10_ms']:.2f}-{row['latency_p90_ms']:.2f})"
         lines.append(
-            f"{row['budget']:<16} {row['macs'] / 1e6:>7.3f}M {row['params'] / 1e3:>7.1f}K "
+            f"{name:<{width}} {row['macs'] / 1e6:>7.3f}M {row['params'] / 1e3:>7.1f}K "
             f"{row['activations'] / 1e3:>10.1f}K {latency:>23} {row['top1']:>8.2f}%"
         )
     lines += [f"{row['budget']}: {row['subnet']}" for row in rows if row["met"]]
@@ -206,7 +299,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", label.replace("<=", "_le_")).strip("_")
-
-
-def _stage(title: str, where: Path) -> None:
-    logger.info("== %s (%s)", title, where)

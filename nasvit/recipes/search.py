@@ -6,6 +6,7 @@ output directory; ``resume=True`` continues an interrupted search without evalua
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -17,7 +18,17 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from evolve import BEST_FILE, GenerationSummary, SearchResult, parse_budget, run_search
+from evolve import (
+    BEST_FILE,
+    Budget,
+    BudgetError,
+    Candidate,
+    CandidateScorer,
+    GenerationSummary,
+    SearchResult,
+    parse_budget,
+    run_search,
+)
 from nasvit import checkpoint, distributed, run_directory
 from nasvit.config import dump_yaml
 from nasvit.data import build_data, fixed_batches
@@ -25,7 +36,7 @@ from nasvit.errors import NasvitError
 from nasvit.latency.budget_check import BudgetCheck, check_latency_budgets, describe_check, record_budget_checks
 from nasvit.search_config import SearchConfig
 from nasvit.search_evaluator import DistributedEvaluator, SupernetEvaluator
-from search_space import COST_METRICS, SearchSpace, load_space, parse_space, space_fingerprint
+from search_space import COST_METRICS, SearchSpace, SpaceError, load_space, parse_space, space_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +72,7 @@ class SearchRecipe:
         self.ctx = distributed.init(config.device)
         data_config = config.data or checkpoint.data_config_of(state)
         if self.ctx.is_main:
-            inputs = {
-                "checkpoint_sha256": run_directory.file_digest(self.checkpoint_path),
-                "space": space_fingerprint(self.space),
-                "dataset": data_config.dataset,
-                "root": data_config.root,
-            }
+            inputs = self._run_inputs(data_config)
             run_directory.claim(self.out_dir, "search", inputs, resume=self.resume, overwrite=self.overwrite)
         self.net = checkpoint.supernet_from_state(state, config.eval.use_ema, self.ctx.device)
         data = build_data(data_config)
@@ -90,6 +96,9 @@ class SearchRecipe:
         self.evaluator = DistributedEvaluator(self.local, self.space) if distributed_run else self.local
         needs_latency = config.evolve.needs_latency and self.ctx.is_main
         self.latency_fn, self.latency_settings = latency_source(config, self.space) if needs_latency else (None, None)
+        self.scorer = CandidateScorer(
+            self.space, self.evaluator, config.evolve.objective, self.latency_fn, needs_latency
+        )
         if self.ctx.is_main:
             (self.out_dir / "search_config.yaml").write_text(dump_yaml(config))
             logger.info(
@@ -101,6 +110,20 @@ class SearchRecipe:
                 sum(len(labels) for _, labels in held_out),
                 len(calibration),
             )
+
+    def _run_inputs(self, data_config) -> dict[str, Any]:
+        """What defines this search (``run.json``): a resume with other inputs is refused."""
+        config = self.config
+        inputs = {
+            "checkpoint_sha256": run_directory.file_digest(self.checkpoint_path),
+            "space": space_fingerprint(self.space),
+            "dataset": data_config.dataset,
+            "root": data_config.root,
+        }
+        table = config.latency.lut if config.evolve.needs_latency and config.latency.source == "lut" else None
+        if table is not None and Path(table).is_file():  # its predictions are the candidates' latencies
+            inputs["latency_table_sha256"] = run_directory.file_digest(table)
+        return inputs
 
     def search(self) -> dict[str, Any]:
         """Run the search (rank 0) or serve evaluations (other ranks); returns a summary on rank 0."""
@@ -126,47 +149,67 @@ class SearchRecipe:
             bar.set_description(f"generation {summary.generation + 1}")
 
         try:
-            result = run_search(
-                self.space,
-                self.evaluator,
-                self.config.evolve,
-                out_dir=self.out_dir,
-                resume=self.resume,
-                progress=progress,
-                on_generation=on_generation,
-                latency_fn=self.latency_fn,
-            )
+            try:
+                result = run_search(
+                    self.space,
+                    self.scorer,
+                    self.config.evolve,
+                    out_dir=self.out_dir,
+                    resume=self.resume,
+                    progress=progress,
+                    on_generation=on_generation,
+                )
+            finally:
+                bar.close()
+                writer.close()
+            checks = self._check_latency_budgets(result)  # may search again: the evaluator stays open for it
         finally:
-            bar.close()
-            writer.close()
             if isinstance(self.evaluator, DistributedEvaluator):
                 self.evaluator.close()
-        checks = self._check_latency_budgets(result)
         return self._summary(result, checks, time.perf_counter() - started)
 
     def _check_latency_budgets(self, result: SearchResult) -> dict[str, BudgetCheck]:
         """Time each latency budget's winner and runners-up here; ``best.json`` gets the measured winner (or the
         budget marked not met) and the figures (:mod:`nasvit.latency.budget_check`)."""
-        winners = {parse_budget(label): c for label, c in result.best.items() if c is not None}
-        winners = {budget: c for budget, c in winners.items() if budget.is_latency}
+        winners = {b: result.best[b.label] for b in result.budgets if b.is_latency and result.best[b.label] is not None}
         if not winners or not self.config.latency.verify:
             return {}
-        objective = result.config.objective
+        objective, latency = result.config.objective, self.config.latency
         checks = check_latency_budgets(
-            winners, result.candidates, self.latency_settings, objective, self.config.latency.runners_up
+            winners,
+            result.candidates,
+            self.latency_settings,
+            objective,
+            latency.runners_up,
+            self._search_within,
+            latency.correction_rounds,
         )
         record_budget_checks(self.out_dir / BEST_FILE, checks, objective)
         for check in checks:
             logger.info("%s", describe_check(check))
         return {check.budget.label: check for check in checks}
 
+    def _search_within(self, budget: Budget, predicted_limit_ms: float) -> list[Candidate]:
+        """A search under ``latency_ms <= predicted_limit_ms`` with the search's own settings, in memory, with the
+        scorer the search used, so only subnets it never scored are evaluated; returns every candidate it saw."""
+        evolve = dataclasses.replace(
+            self.config.evolve, algorithm="constrained", budgets=[f"{budget.metric}<={predicted_limit_ms:.6g}"]
+        )
+        try:
+            return run_search(self.space, self.scorer, evolve).candidates
+        except BudgetError:  # no subnet of the space is predicted within the corrected limit
+            logger.info("no subnet of space '%s' is predicted within %.4g ms", self.space.name, predicted_limit_ms)
+            return []
+
     def _summary(self, result: SearchResult, checks: dict[str, BudgetCheck], seconds: float) -> dict[str, Any]:
         best = {}
-        for label, c in result.best.items():
-            check = checks.get(label)
+        for budget in result.budgets:
+            label, check, c = budget.label, checks.get(budget.label), result.best[budget.label]
             chosen = c if check is None else (check.chosen.candidate if check.chosen else None)
             best[label] = (
-                None if chosen is None else {"subnet": chosen.key, "top1": chosen.metrics["top1"], **chosen.costs}
+                None
+                if chosen is None
+                else {"subnet": chosen.key, "limit": budget.limit, "top1": chosen.metrics["top1"], **chosen.costs}
             )
             if check is not None:
                 best[label] = {**(best[label] or {}), "latency_check": check.to_record(result.config.objective)}
@@ -235,8 +278,16 @@ def _check_space(expected: str | None, actual: SearchSpace, path: Path) -> None:
 
 
 def _check_budgets_attainable(budgets: list[str], space: SearchSpace) -> None:
-    """Fail before loading anything when a cost budget is tighter than the smallest subnet."""
+    """Fail before loading anything when a cost budget is tighter than the smallest subnet (every such budget named;
+    relative budgets are attainable by their definition)."""
+    problems, labels = [], []
     for text in budgets:
         budget = parse_budget(text)
-        if budget.metric in COST_METRICS:
-            space.check_attainable({budget.metric: (None, budget.limit)})
+        if budget.metric in COST_METRICS and not budget.is_relative:
+            try:
+                space.check_attainable(budget.bounds)
+            except SpaceError as err:
+                problems.extend(f"budget {budget.label}: {p}; loosen the budget" for p in err.problems)
+                labels.append(budget.label)
+    if problems:
+        raise BudgetError(problems, labels)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nasvit.errors import NasvitError
+from nasvit.safe_load import load_failure
 from nasvit.train_config import TeacherConfig
 
 
@@ -75,7 +76,7 @@ def _read_state(path: Path, where: str) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise NasvitError(
-            f"{where}.checkpoint {path} cannot be read ({type(error).__name__}); is it a weights file?"
+            f"{where}.checkpoint {path} cannot be read ({load_failure(error)}); is it a weights file?"
         ) from None
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):

@@ -8,7 +8,6 @@ The reference code saves ``{"model", "model_ema", "optimizer", "lr_scheduler", "
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,10 @@ from typing import Any
 import torch
 
 from nasvit.errors import NasvitError
+from nasvit.safe_load import load_failure, refused_global
 
 WEIGHT_ENTRIES = ("model_ema", "model", "state_dict")  # in order of preference: the reference evaluates its EMA
 CFG_NODE = "yacs.config.CfgNode"
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 class ReferenceCheckpointError(NasvitError):
@@ -94,16 +93,14 @@ def _unpickle(path: Path) -> Any:
         with torch.serialization.safe_globals([(_CfgNodeStandIn, CFG_NODE)]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for truncated, foreign or unsafe files
-        text = str(error)
-        unsafe = _GLOBAL.search(text)
-        if unsafe and "WeightsUnpickler" in text:
+        unsafe = refused_global(error)
+        if unsafe is not None:
             raise ReferenceCheckpointError(
-                f"{path} needs the Python global {unsafe.group(1)}, which a NASViT reference checkpoint does not "
+                f"{path} needs the Python global {unsafe}, which a NASViT reference checkpoint does not "
                 f"use; refused without running it (only {CFG_NODE} is allowed beyond tensors and plain data)"
             ) from None
-        first_line = (text.strip().splitlines() or [""])[0].split(". ")[0][:160]  # torch's own words, one sentence
         raise ReferenceCheckpointError(
-            f"{path} is truncated or not a PyTorch checkpoint ({type(error).__name__}: {first_line}); download it again"
+            f"{path} is truncated or not a PyTorch checkpoint ({load_failure(error)}); download it again"
         ) from None
 
 
