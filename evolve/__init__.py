@@ -17,7 +17,7 @@ from evolve.log import CANDIDATES_FILE, GENERATIONS_FILE, SETTINGS_FILE, SearchL
 from evolve.pareto import candidate_front, hypervolume, pareto_front
 from evolve.plot import plot_pareto
 from evolve.results import BEST_FILE, PARETO_FILE, PLOT_FILE, GenerationSummary, SearchResult, write_results
-from evolve.search import generation_rng, run_search
+from evolve.search import generation_rng, run_search, unattainable_cost_budgets
 
 __all__ = [
     "ALGORITHMS",
@@ -48,5 +48,6 @@ __all__ = [
     "parse_budget",
     "plot_pareto",
     "run_search",
+    "unattainable_cost_budgets",
     "write_results",
 ]

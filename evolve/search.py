@@ -252,24 +252,32 @@ def resolve_budgets(
     return resolved
 
 
-def _check_attainable(space: SearchSpace, budgets: Sequence[Budget], scorer: CandidateScorer) -> None:
-    """Fail before any evaluation on a budget tighter than the smallest subnet's cost, naming every such budget."""
+def unattainable_cost_budgets(space: SearchSpace, budgets: Sequence[Budget]) -> tuple[list[str], list[str]]:
+    """``(problems, labels)`` of the absolute cost budgets in ``budgets`` that are tighter than the smallest subnet
+    (latency budgets need a latency function and relative ones are attainable by definition: both are skipped)."""
     problems, labels = [], []
     for budget in budgets:
-        if budget.is_latency:
-            smallest = scorer.costs(space.min_subnet())["latency_ms"]
-            if smallest > budget.limit:
-                problems.append(
-                    f"budget {budget.label} is unsatisfiable: the smallest subnet of space '{space.name}' "
-                    f"takes {smallest:.4g} ms; loosen the budget or state it as a share of the space's range "
-                    "(e.g. latency_ms<=40%)"
-                )
-                labels.append(budget.label)
+        if budget.is_latency or budget.is_relative:
             continue
         try:
             space.check_attainable(budget.bounds)
         except SpaceError as err:
             problems.extend(f"budget {budget.label}: {p}; loosen the budget" for p in err.problems)
+            labels.append(budget.label)
+    return problems, labels
+
+
+def _check_attainable(space: SearchSpace, budgets: Sequence[Budget], scorer: CandidateScorer) -> None:
+    """Fail before any evaluation on a budget tighter than the smallest subnet's cost, naming every such budget."""
+    problems, labels = unattainable_cost_budgets(space, budgets)
+    for budget in (b for b in budgets if b.is_latency):
+        smallest = scorer.costs(space.min_subnet())["latency_ms"]
+        if smallest > budget.limit:
+            problems.append(
+                f"budget {budget.label} is unsatisfiable: the smallest subnet of space '{space.name}' "
+                f"takes {smallest:.4g} ms; loosen the budget or state it as a share of the space's range "
+                "(e.g. latency_ms<=40%)"
+            )
             labels.append(budget.label)
     if problems:
         raise BudgetError(problems, labels)

@@ -132,7 +132,7 @@ class DemoRecipe:
 
     def _search(self, directory: Path, config: SearchConfig, latest: Path, overwrite: bool) -> dict[str, dict]:
         """``best.json``'s entries of one search by budget label. A budget no subnet of the space can meet is not
-        searched: its entry says why (``unsatisfiable``), and the search goes on with the other budgets."""
+        searched: its entry says why (``not_met``), and the search goes on with the other budgets."""
         unsatisfiable: dict[str, str] = {}
         while True:
             budgets = [b for b in config.evolve.budgets if parse_budget(b).label not in unsatisfiable]

@@ -28,6 +28,7 @@ from evolve import (
     SearchResult,
     parse_budget,
     run_search,
+    unattainable_cost_budgets,
 )
 from nasvit import checkpoint, distributed, run_directory
 from nasvit.config import dump_yaml
@@ -36,7 +37,7 @@ from nasvit.errors import NasvitError
 from nasvit.latency.budget_check import BudgetCheck, check_latency_budgets, describe_check, record_budget_checks
 from nasvit.search_config import SearchConfig
 from nasvit.search_evaluator import DistributedEvaluator, SupernetEvaluator
-from search_space import COST_METRICS, SearchSpace, SpaceError, load_space, parse_space, space_fingerprint
+from search_space import SearchSpace, load_space, parse_space, space_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -278,16 +279,7 @@ def _check_space(expected: str | None, actual: SearchSpace, path: Path) -> None:
 
 
 def _check_budgets_attainable(budgets: list[str], space: SearchSpace) -> None:
-    """Fail before loading anything when a cost budget is tighter than the smallest subnet (every such budget named;
-    relative budgets are attainable by their definition)."""
-    problems, labels = [], []
-    for text in budgets:
-        budget = parse_budget(text)
-        if budget.metric in COST_METRICS and not budget.is_relative:
-            try:
-                space.check_attainable(budget.bounds)
-            except SpaceError as err:
-                problems.extend(f"budget {budget.label}: {p}; loosen the budget" for p in err.problems)
-                labels.append(budget.label)
+    """Fail before loading anything when a cost budget is tighter than the smallest subnet (every such one named)."""
+    problems, labels = unattainable_cost_budgets(space, [parse_budget(text) for text in budgets])
     if problems:
         raise BudgetError(problems, labels)
