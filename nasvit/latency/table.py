@@ -210,10 +210,11 @@ class LatencyTable:
             return
         _WARNED_POOR.add(self.path)
         logger.warning(
-            "latency table %s is of poor quality, %s; its predictions may be off. Rebuild it on a quiet machine "
+            "latency table %s is of poor quality: %s (%s); its predictions may be off. Rebuild it on a quiet machine "
             "(nasvit latency build-lut --space %s --out NEW_FILE)",
             self.path,
-            self.quality.describe().removeprefix("poor "),
+            "; ".join(self.quality.reasons),
+            self.quality.figures(),
             self.space.name,
         )
 

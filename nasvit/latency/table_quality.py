@@ -133,11 +133,14 @@ class TableQuality:
             busy_share=busy_share,
         )
 
-    def describe(self) -> str:
-        """``'poor: 12 of 156 block timings are noisy; ...'`` or ``'good: ...'`` with the figures."""
-        figures = (
+    def figures(self) -> str:
+        """``'12/156 noisy blocks, 2/64 noisy calibration subnets, worst spread 80%, fit error 9.1%, busy 0% ...'``."""
+        return (
             f"{self.noisy_blocks}/{self.blocks} noisy blocks, {self.noisy_calibration}/{self.calibration_subnets} "
             f"noisy calibration subnets, worst spread {100 * self.worst_spread:.0f}%, fit error "
             f"{self.worst_mape:.1f}%, busy {100 * self.busy_share:.0f}% of the build"
         )
-        return f"poor ({'; '.join(self.reasons)}): {figures}" if self.poor else f"good: {figures}"
+
+    def describe(self) -> str:
+        """``'poor (12 of 156 block timings are noisy): <figures>'`` or ``'good: <figures>'``."""
+        return f"poor ({'; '.join(self.reasons)}): {self.figures()}" if self.poor else f"good: {self.figures()}"
