@@ -80,15 +80,15 @@ class DemoRecipe:
         self._stage("1/5 train the supernet", train_dir)
         TrainRecipe(self.train_config, train_dir, resume="auto").run()
         latest = checkpoint.latest(train_dir)
-        table_changed = self._build_table()
+        self._build_table()
         self._stage("3/5 search the budgets", search_dir)
         best_by_label: dict[str, dict[str, Any]] = {}
         for directory, config, timed in self._searches(search_dir):
             table = self.out / LUT_FILE if timed else None
             labels = [parse_budget(b).label for b in config.evolve.budgets]
-            finished = None if timed and table_changed else _finished_search(directory, labels, latest, table)
+            finished = _finished_search(directory, labels, latest, table)
             if finished is None:
-                finished = self._search(directory, config, latest, overwrite=timed and table_changed)
+                finished = self._search(directory, config, latest, overwrite=_made_with_another_table(directory, table))
             best_by_label.update(finished)
         best = [best_by_label[parse_budget(b).label] for b in self.search_config.evolve.budgets]
         self._stage("4/5 export the best subnet of each budget", self.out / "export")
@@ -104,15 +104,12 @@ class DemoRecipe:
     def _stage(self, title: str, where: Path) -> None:
         logger.info("== %s (%s; %.0f s so far)", title, where, time.perf_counter() - self._started)
 
-    def _build_table(self) -> bool:
-        """Build (or reuse, or re-time when recorded as poor) the latency table; whether its timings changed, in
-        which case the latency search is redone instead of resumed."""
+    def _build_table(self) -> None:
+        """Build (or reuse, or re-time when recorded as poor) the latency table."""
         path = self.out / LUT_FILE
         self._stage("2/5 time the blocks of the space into a latency table", path)
-        before = run_directory.file_digest(path) if path.exists() else None
         space = load_space(self.train_config.space)
         build_lut(space, space.resolutions, self.latency, path, progress=False, retime_poor=True)
-        return before is not None and run_directory.file_digest(path) != before
 
     def _searches(self, search_dir: Path) -> list[tuple[Path, SearchConfig, bool]]:
         """The cost budgets' search in ``search/`` and the latency budgets' in ``search-latency/`` (with True: it
@@ -264,6 +261,14 @@ def _finished_search(directory: Path, labels: list[str], latest: Path, table: Pa
     entries = json.loads(best.read_text())["budgets"]
     checked = table is None or all("latency_check" in e for e in entries if e.get("subnet"))
     return {e["budget"]: e for e in entries} if [e["budget"] for e in entries] == labels and checked else None
+
+
+def _made_with_another_table(directory: Path, table: Path | None) -> bool:
+    """Whether the search in ``directory`` predicted latencies with another table than ``table`` (a poor one timed
+    again since): it cannot be resumed, it is started again."""
+    manifest = run_directory.read_manifest(directory)
+    recorded = (manifest or {}).get("inputs", {}).get("latency_table_sha256")
+    return table is not None and recorded is not None and recorded != run_directory.file_digest(table)
 
 
 def _search_started(directory: Path) -> bool:
