@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,20 @@ def mini_space():
 @pytest.fixture(params=SHIPPED_SPACES)
 def shipped_space(request):
     return load_space(request.param)
+
+
+BRIEF_TRAINING = ("data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1")
+
+
+@pytest.fixture(scope="session")
+def briefly_trained(tmp_path_factory) -> Path:
+    """The last checkpoint of the tiny supernet trained for 2 steps on digits (``configs/train/demo.yaml``), shared
+    by every test of the session that only reads it."""
+    from nasvit import checkpoint
+    from nasvit.config import load_config
+    from nasvit.recipes.train import TrainRecipe
+    from nasvit.train_config import TrainConfig
+
+    run = tmp_path_factory.mktemp("briefly_trained")
+    TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", BRIEF_TRAINING), run).run()
+    return checkpoint.latest(run)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SETTINGS = ["data.batch_size=256", "sandwich.num_random=1", "device=cpu", "eval.bn_batches=1", "max_steps=4"]
+SETTINGS = ["data.batch_size=32", "sandwich.num_random=1", "device=cpu", "eval.bn_batches=1", "max_steps=4"]
 
 
 def test_training_into_a_log_file_prints_plain_lines(tmp_path: Path) -> None:

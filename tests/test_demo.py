@@ -1,22 +1,43 @@
 """``nasvit demo`` keeps what it did: a budget that cannot be met becomes a NOT MET row of the table and of
 ``summary.json``, the other budgets are still exported and measured, and the command exits non-zero; a relative
-latency budget still binds on a machine far slower than its latency table."""
+latency budget still binds on a machine far slower than its latency table; a rerun reuses every finished stage.
+
+The latency table's block timings and calibration are faked (building a real one is ``test_latency.py``'s work);
+the latency check and the final measurements time the exported models for real."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
+from evolve import parse_budget
 from nasvit.commands import demo as demo_command
 from nasvit.latency import LatencySettings, LatencyStats, budget_check
-from nasvit.recipes.demo import DemoRecipe, _slug, format_table
+from nasvit.latency import table_build as lut_build
+from nasvit.latency.table import LatencyTable
+from nasvit.recipes.demo import SUMMARY_KEYS, DemoRecipe, _slug, format_table
+from search_space import load_space
 
-QUICK_TRAIN = ("optim.epochs=1", "eval.every_epochs=1", "data.batch_size=32")
+QUICK_TRAIN = ("data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1")
 QUICK_SEARCH = ("evolve.generations=1", "evolve.population=6", "evolve.parents=3")
 BUDGETS = 'evolve.budgets=["macs<=1K", "params<=60K", "latency_ms<=10%"]'  # 1K MACs: below the smallest subnet
 QUICK_TIMING = LatencySettings(threads=1, warmup=1, repeats=3)
+
+
+def untimed_table(patch: pytest.MonkeyPatch) -> None:
+    """Every block of the latency table "takes" 0.2 ms (about what one takes here: the demo's smallest subnet reads
+    1.2 ms) and its calibration is the identity."""
+    block = LatencyStats(0.2, 0.2, 0.2, 1)
+    patch.setattr(lut_build, "time_blocks", lambda space, plans, settings: [block] * len(plans))
+    identity = {"scale": 1.0, "per_block_ms": 0.0, "offset_ms": 0.0, "subnets": 16, "mape": 0.0}
+    patch.setattr(lut_build, "fit_calibration", lambda table, resolution, settings, busy=None: dict(identity))
+
+
+def demo_recipe(out: Path) -> DemoRecipe:
+    return DemoRecipe(out, train_overrides=QUICK_TRAIN, search_overrides=(*QUICK_SEARCH, BUDGETS), latency=QUICK_TIMING)
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +54,10 @@ def demo_run(tmp_path_factory):
         ]
 
     slow.setattr(budget_check, "measure_modules_interleaved", fifty_times_slower)
+    untimed_table(slow)
     out = tmp_path_factory.mktemp("demo") / "run"
     try:
-        recipe = DemoRecipe(
-            out, train_overrides=QUICK_TRAIN, search_overrides=(*QUICK_SEARCH, BUDGETS), latency=QUICK_TIMING
-        )
-        rows = recipe.run()
+        rows = demo_recipe(out).run()
     finally:
         slow.undo()
     return out, rows
@@ -73,3 +92,43 @@ def test_the_command_prints_the_table_and_exits_non_zero_naming_what_was_not_met
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-1].startswith("NOT MET: macs<=1K (")
     assert any(line.startswith("params<=60K: demo:") for line in printed)
+
+
+def test_every_stage_wrote_what_the_summary_reports(demo_run):
+    out, rows = demo_run
+    assert [row["budget"] for row in rows] == [parse_budget(b).label for b in json.loads(BUDGETS.split("=", 1)[1])]
+    assert json.loads((out / "summary.json").read_text()) == rows
+    table = LatencyTable.load(out / "latency_table.json", load_space("demo"))
+    assert set(table.calibration) == set(load_space("demo").resolutions)
+    met = [row for row in rows if row["met"]]
+    for row in met:
+        assert set(SUMMARY_KEYS) <= set(row)
+        budget = parse_budget(row["budget"])
+        if not budget.is_latency:
+            assert row[budget.metric] <= budget.limit
+        assert row["latency_p10_ms"] <= row["latency_ms"] <= row["latency_p90_ms"] and 0 <= row["top1"] <= 100
+        assert Path(row["export_dir"], "model.safetensors").exists()
+    by_subnet = {}
+    for row in met:  # a subnet two budgets share shows one latency
+        assert by_subnet.setdefault(row["subnet"], row["latency_ms"]) == row["latency_ms"]
+    assert (out / "search" / "pareto.png").exists()
+
+
+def test_a_rerun_reuses_every_finished_stage_and_redoes_an_outdated_export(demo_run, monkeypatch):
+    """Last in this file: it rewrites one of the run's exports."""
+    out, rows = demo_run
+    untimed_table(monkeypatch)
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "export").rglob("model.safetensors")}
+    recipe = demo_recipe(out)
+    again = recipe.run()  # every stage finished: reused
+    assert [r.get("subnet") for r in again] == [r.get("subnet") for r in rows]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    first_met = next(row for row in rows if row["met"])
+    older = Path(first_met["export_dir"], "subnet.json")  # as an export made before model.ts was the inference form
+    description = json.loads(older.read_text())
+    del description["verification"]["max_abs_difference"]["inference"]
+    older.write_text(json.dumps(description))
+    recipe.run()
+    redone = {p for p in stamps if p.stat().st_mtime_ns != stamps[p]}
+    assert redone == {older.parent / "model.safetensors"}
+    assert "inference" in json.loads(older.read_text())["verification"]["max_abs_difference"]

@@ -11,30 +11,23 @@ import torch
 
 from nasvit import checkpoint
 from nasvit.cli import main
-from nasvit.config import load_config
 from nasvit.data import build_data
 from nasvit.data.digits import digit_pil_images
 from nasvit.evaluation import accuracy
 from nasvit.export import ExportOptions, export_data_config, export_subnet, load_model
-from nasvit.recipes.train import TrainRecipe
-from nasvit.train_config import TrainConfig
 from search_space import load_space
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install '.[onnx]')")
 onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[onnx]')")
 
-TRAIN_FAST = ["data.batch_size=128", "sandwich.num_random=1", "max_steps=6", "device=cpu", "eval.bn_batches=1"]
-
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def export_dir(tmp_path_factory: pytest.TempPathFactory, briefly_trained: Path) -> Path:
     """A digits export of a 24 px tiny subnet (loaded at 32 px, so the model resizes), with ONNX."""
-    run = tmp_path_factory.mktemp("train")
-    TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", TRAIN_FAST), run).run()
-    latest = checkpoint.latest(run)
     out = tmp_path_factory.mktemp("export") / "model"
     cfg = load_space("tiny").max_subnet().replace(resolution=24)
-    export_subnet(checkpoint.load(latest), str(latest), cfg, out, bn_batches=2, options=ExportOptions(onnx=True))
+    state = checkpoint.load(briefly_trained)
+    export_subnet(state, str(briefly_trained), cfg, out, bn_batches=2, options=ExportOptions(onnx=True))
     return out
 
 

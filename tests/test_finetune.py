@@ -17,22 +17,17 @@ from nasvit.data.digits import write_digits_folder
 from nasvit.export import export_subnet, load_model
 from nasvit.finetune_config import FinetuneConfig
 from nasvit.recipes.finetune import FinetuneRecipe
-from nasvit.recipes.train import TrainRecipe
-from nasvit.train_config import TrainConfig
 from search_space import load_space
 
-TRAIN_FAST = ["data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1"]
 FINETUNE_FAST = ["device=cpu", "data.image_size=16", "data.batch_size=16", "eval.batch_size=32", "optim.epochs=2"]
 
 
 @pytest.fixture(scope="module")
-def parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def parent(tmp_path_factory: pytest.TempPathFactory, briefly_trained: Path) -> Path:
     """A digits export (10 classes) of the tiny space's smallest subnet."""
-    run = tmp_path_factory.mktemp("supernet")
-    TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", TRAIN_FAST), run).run()
-    state = checkpoint.load(checkpoint.latest(run))
+    state = checkpoint.load(briefly_trained)
     out = tmp_path_factory.mktemp("export") / "parent"
-    export_subnet(state, str(checkpoint.latest(run)), load_space("tiny").min_subnet(), out, bn_batches=1)
+    export_subnet(state, str(briefly_trained), load_space("tiny").min_subnet(), out, bn_batches=1)
     return out
 
 
@@ -113,7 +108,9 @@ def test_two_gloo_processes_finetune_alike(parent, folder, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    mp.spawn(_distributed_worker, args=(port, str(parent), str(folder), str(tmp_path / "run")), nprocs=2, join=True)
+    mp.start_processes(
+        _distributed_worker, args=(port, str(parent), str(folder), str(tmp_path / "run")), nprocs=2, start_method="fork"
+    )
     first, second = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1))
     assert all(torch.equal(tensor, second[name]) for name, tensor in first.items())
     assert (tmp_path / "run" / "export" / "subnet.json").is_file()

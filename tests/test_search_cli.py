@@ -99,7 +99,7 @@ def test_distributed_evaluation_matches_single_process(trained, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, str(trained), str(tmp_path / "two")), nprocs=2, join=True)
+    mp.start_processes(_worker, args=(port, str(trained), str(tmp_path / "two")), nprocs=2, start_method="fork")
     single = search(trained, tmp_path / "one")
     assert json.loads((tmp_path / "two" / "summary.json").read_text()) == single["best"]
     assert (tmp_path / "two" / "best.json").read_text() == (tmp_path / "one" / "best.json").read_text()

@@ -43,7 +43,7 @@ def _free_port() -> int:
 
 
 def test_two_gloo_processes_agree_and_learn(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="fork")
     first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for key, value in first["state"].items():
         assert torch.equal(value, second["state"][key]), key

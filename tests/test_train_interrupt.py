@@ -14,11 +14,12 @@ from nasvit.cli import main
 
 SETTINGS = [
     "data.batch_size=256",
+    "data.search_fraction=0.5",  # half the training images held out: 2 steps an epoch
     "sandwich.num_random=1",
     "device=cpu",
     "eval.bn_batches=1",
     "eval.every_epochs=1",
-    "max_steps=8",  # two epochs of 4 steps, each ending in an evaluation
+    "max_steps=4",  # two epochs of 2 steps, each ending in an evaluation
 ]
 
 
