@@ -14,9 +14,9 @@ import argparse
 import time
 from pathlib import Path
 
-from nasvit.config import load_config
+from nasvit.config.finetune import FinetuneConfig
+from nasvit.config.loading import load_config
 from nasvit.data.digits import write_digits_folder
-from nasvit.finetune_config import FinetuneConfig
 from nasvit.recipes.finetune import FinetuneRecipe
 
 

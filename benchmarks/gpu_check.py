@@ -55,8 +55,8 @@ import torch
 from timm.optim import create_optimizer_v2
 from torch import Tensor, nn
 
+from nasvit.config.train import OptimConfig, ProjectionConfig, SandwichConfig
 from nasvit.data import DataConfig
-from nasvit.train_config import OptimConfig, ProjectionConfig, SandwichConfig
 from search_space import SearchSpace, SubnetConfig, load_space
 from supernet import Supernet, optimize_for_inference, recalibrate_bn
 from supernet.training.losses import smoothed_one_hot

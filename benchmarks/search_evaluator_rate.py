@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from nasvit import checkpoint
 from nasvit.data import DataConfig, build_data, fixed_batches
-from nasvit.search_evaluator import SupernetEvaluator
+from nasvit.recipes.search_evaluator import SupernetEvaluator
+from nasvit.runtime import checkpoint
 from search_space import load_space
 from supernet import Supernet
 

@@ -22,7 +22,7 @@ def raise_problems(problems: list[str], prefix: str = "") -> None:
     """Raise one :class:`NasvitError` listing ``problems`` (``prefix`` starts its message), if there are any.
 
     Every config dataclass checks itself this way in ``__post_init__``; the config loader then reports each
-    problem under the key path of the section (:func:`nasvit.config.build`).
+    problem under the key path of the section (:func:`nasvit.config.loading.build`).
     """
     if problems:
         raise NasvitError(prefix + "; ".join(problems), problems)

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor
 
-from nasvit.distributed import all_reduce_sum
+from nasvit.runtime.distributed import all_reduce_sum
 from search_space import SubnetConfig
 from supernet import Supernet, recalibrate_bn
 

@@ -21,11 +21,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from timm.data import DEFAULT_CROP_PCT
 
-from nasvit import checkpoint, run_directory
-from nasvit.config import build, to_dict
+from nasvit.config.loading import build, to_dict
 from nasvit.data import DataConfig, build_data, fixed_batches
 from nasvit.errors import NasvitError
 from nasvit.onnx_export import export_onnx
+from nasvit.runtime import checkpoint, run_directory
 from search_space import SubnetConfig, space_to_dict
 from supernet import NASViT, optimize_for_inference, recalibrate_bn
 from supernet.timm_models import SUBNET_FILE, WEIGHTS_FILE, read_export, read_export_description
@@ -80,7 +80,7 @@ def export_subnet(
     """Recalibrate BN for ``cfg`` on the training data, build its static model, verify and write it.
 
     Args:
-        state: a loaded supernet checkpoint (:func:`nasvit.checkpoint.load`); ``checkpoint_path`` is its file.
+        state: a loaded supernet checkpoint (:func:`nasvit.runtime.checkpoint.load`); ``checkpoint_path`` is its file.
         cfg: the subnet; ``out_dir`` the export directory.
         metrics: accuracy already known for this subnet (for example from a search's ``best.json``).
         data: the data for BN recalibration (default: the checkpoint's training data).

@@ -85,10 +85,10 @@ BRIEF_TRAINING = ("data.batch_size=128", "sandwich.num_random=1", "max_steps=2",
 def briefly_trained(tmp_path_factory) -> Path:
     """The last checkpoint of the tiny supernet trained for 2 steps on digits (``configs/train/demo.yaml``), shared
     by every test of the session that only reads it."""
-    from nasvit import checkpoint
-    from nasvit.config import load_config
+    from nasvit.config.loading import load_config
+    from nasvit.config.train import TrainConfig
     from nasvit.recipes.train import TrainRecipe
-    from nasvit.train_config import TrainConfig
+    from nasvit.runtime import checkpoint
 
     run = tmp_path_factory.mktemp("briefly_trained")
     TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", BRIEF_TRAINING), run).run()

@@ -30,11 +30,11 @@ import torch
 from timm.optim import create_optimizer_v2
 from torch import Tensor, nn
 
-from nasvit.config import load_config
+from nasvit.config.loading import load_config
+from nasvit.config.train import TrainConfig
 from nasvit.recipes.engine import TrainingEngine
 from nasvit.recipes.teacher import TeacherEnsemble
 from nasvit.recipes.train import TrainRecipe
-from nasvit.train_config import TrainConfig
 from search_space import load_space
 from supernet import Supernet
 

@@ -19,13 +19,13 @@ import pytest
 import torch
 from PIL import Image
 
-from nasvit import checkpoint
 from nasvit.cli import main
-from nasvit.config import load_config
+from nasvit.config.loading import load_config
+from nasvit.config.search import SearchConfig
+from nasvit.config.train import TrainConfig
 from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
-from nasvit.search_config import SearchConfig
-from nasvit.train_config import TrainConfig
+from nasvit.runtime import checkpoint
 from search_space import load_space
 
 TRAIN = "configs/train/demo.yaml"
@@ -510,7 +510,7 @@ def test_budget_selector_as_written_in_the_config(world: World, tmp_path: Path) 
 
 
 def test_written_files_follow_the_umask(world: World) -> None:
-    from nasvit.run_directory import user_umask
+    from nasvit.runtime.run_directory import user_umask
 
     expected = 0o666 & ~user_umask()
     assert world.checkpoint.stat().st_mode & 0o777 == expected

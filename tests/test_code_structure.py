@@ -1,5 +1,5 @@
-"""The code keeps its shape (``tools/check_structure.py``): no import cycle, no private name taken from another
-package, no function over 50 lines."""
+"""The code keeps its shape (``tools/check_structure.py``): imports in the stated direction, no import cycle, no
+private name taken from another package, no function over 50 lines."""
 
 from __future__ import annotations
 
@@ -55,3 +55,27 @@ def test_a_long_function_is_found():
     body = "\n".join(f"    x{i} = {i}" for i in range(50))
     modules = _modules({"evolve.long": f"def short():\n    pass\n\n\ndef long():\n{body}\n"})
     assert structure.long_functions(modules, 50) == ["evolve/long.py:5: long has 51 lines"]
+
+
+def test_imports_against_the_direction_are_found():
+    modules = _modules(
+        {
+            "search_space.a": "import supernet.x\n",
+            "supernet.x": "from evolve.y import Y\n",
+            "evolve.y": "from search_space.a import A\n",
+            "nasvit.errors": "from nasvit.runtime.checkpoint import load\n",
+            "nasvit.runtime.checkpoint": "from nasvit.errors import NasvitError\n",
+            "nasvit.latency.table": "from nasvit.reference.subnet import f\n",
+            "nasvit.reference.subnet": "from nasvit.runtime.checkpoint import load\n",
+            "nasvit.commands.demo": "from nasvit.recipes.demo import DemoRecipe\nfrom nasvit.commands.x import y\n",
+            "nasvit.recipes.demo": "from nasvit.commands.demo import run\n",
+        }
+    )
+    found = structure.direction_violations(structure.import_graph(modules))
+    assert [line.split(" against")[0] for line in found] == [
+        "nasvit.errors imports nasvit.runtime.checkpoint",
+        "nasvit.latency.table imports nasvit.reference.subnet",
+        "nasvit.recipes.demo imports nasvit.commands.demo",
+        "search_space.a imports supernet.x",
+        "supernet.x imports evolve.y",
+    ]

@@ -9,9 +9,9 @@ import timm
 import torch
 
 import nasvit
-from nasvit import checkpoint
 from nasvit.cli import main
 from nasvit.export import export_subnet
+from nasvit.runtime import checkpoint
 from search_space import load_space
 from supernet import NASViT
 

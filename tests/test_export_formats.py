@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasvit import checkpoint
 from nasvit.cli import main
 from nasvit.data import build_data
 from nasvit.data.digits import digit_pil_images
 from nasvit.evaluation import accuracy
 from nasvit.export import ExportOptions, export_data_config, export_subnet, load_model
+from nasvit.runtime import checkpoint
 from search_space import load_space
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install '.[onnx]')")

@@ -10,13 +10,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nasvit import checkpoint
 from nasvit.cli import main
-from nasvit.config import load_config
+from nasvit.config.finetune import FinetuneConfig
+from nasvit.config.loading import load_config
 from nasvit.data.digits import write_digits_folder
 from nasvit.export import export_subnet, load_model
-from nasvit.finetune_config import FinetuneConfig
 from nasvit.recipes.finetune import FinetuneRecipe
+from nasvit.runtime import checkpoint
 from search_space import load_space
 
 FINETUNE_FAST = ["device=cpu", "data.image_size=16", "data.batch_size=16", "eval.batch_size=32", "optim.epochs=2"]

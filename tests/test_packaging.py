@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nasvit.config import ConfigError, load_config
-from nasvit.train_config import TrainConfig
+from nasvit.config.loading import ConfigError, load_config
+from nasvit.config.train import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("nasvit", "search_space", "supernet", "evolve")
@@ -51,7 +51,7 @@ def test_installed_wheel_runs_outside_the_checkout(wheel: Path, tmp_path: Path) 
     installed = subprocess.run(pip, capture_output=True, text=True)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     program = (
-        "import search_space, nasvit.config as c, nasvit.train_config as t;"
+        "import search_space, nasvit.config.loading as c, nasvit.config.train as t;"
         "print(search_space.__file__);"
         "print(search_space.load_space('tiny').name, search_space.available_spaces());"
         "print(c.load_config(t.TrainConfig, 'configs/train/demo.yaml').space)"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from evolve import parse_budget
-from nasvit.config import load_config
-from nasvit.search_config import SearchConfig
+from nasvit.config.loading import load_config
+from nasvit.config.search import SearchConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("check_readme_demo", ROOT / "tools" / "check_readme_demo.py")

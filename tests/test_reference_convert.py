@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasvit import checkpoint
-from nasvit.arch import resolve_arch
 from nasvit.cli import main
+from nasvit.commands.arch_argument import resolve_arch
 from nasvit.reference.loading import load_reference
 from nasvit.reference.subnet import ReferenceSubnetError, from_reference, to_reference
+from nasvit.runtime import checkpoint
 from search_space import load_space
 from tests.reference_fill import reference_fill
 

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from nasvit import checkpoint
-from nasvit.config import ConfigError, load_config
+from nasvit.config.loading import ConfigError, load_config
+from nasvit.config.train import TrainConfig
 from nasvit.recipes.teacher import TeacherEnsemble
 from nasvit.recipes.train import TrainRecipe
-from nasvit.train_config import TrainConfig
+from nasvit.runtime import checkpoint
 from search_space import load_space, space_to_dict
 from supernet import Supernet
 from supernet.training import reference_combine

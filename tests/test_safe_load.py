@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasvit import checkpoint
-from nasvit.checkpoint import CheckpointError
 from nasvit.recipes.teacher import _read_state
+from nasvit.runtime import checkpoint
+from nasvit.runtime.checkpoint import CheckpointError
 
 
 class Gadget:

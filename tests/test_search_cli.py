@@ -12,13 +12,13 @@ import torch
 import torch.multiprocessing as mp
 
 from evolve import parse_budget
-from nasvit import checkpoint
 from nasvit.cli import main
-from nasvit.config import load_config
+from nasvit.config.loading import load_config
+from nasvit.config.search import SearchConfig
+from nasvit.config.train import TrainConfig
 from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
-from nasvit.search_config import SearchConfig
-from nasvit.train_config import TrainConfig
+from nasvit.runtime import checkpoint
 from search_space import load_subnet
 
 SEARCH = "configs/search/demo.yaml"

@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from nasvit import checkpoint
 from nasvit.cli import main
-from nasvit.config import ConfigError, load_config
+from nasvit.config.loading import ConfigError, load_config
+from nasvit.config.train import TrainConfig
 from nasvit.errors import NasvitError
 from nasvit.recipes.train import TrainingError, TrainRecipe
-from nasvit.train_config import TrainConfig
+from nasvit.runtime import checkpoint
 
 DEMO = "configs/train/demo.yaml"
 FAST = [  # 4 steps per epoch on digits (half the training images held out); one random subnet per step

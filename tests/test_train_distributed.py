@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from nasvit import checkpoint
-from nasvit.config import load_config
+from nasvit.config.loading import load_config
+from nasvit.config.train import TrainConfig
 from nasvit.recipes.train import TrainRecipe
-from nasvit.train_config import TrainConfig
+from nasvit.runtime import checkpoint
 
 OVERRIDES = [
     "device=cpu",

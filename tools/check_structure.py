@@ -1,4 +1,5 @@
-"""Check the code's shape: no import cycle, no private name imported from another package, no long function.
+"""Check the code's shape: imports in the stated direction, no import cycle, no private name imported from another
+package, no long function.
 
     python tools/check_structure.py [--max-lines 50]
 
@@ -6,6 +7,11 @@ The import graph is read from the source (``ast``), not by importing it: every `
 of a project module counts, at module level, inside functions and under ``if TYPE_CHECKING:`` alike. A module
 ``a.b`` that imports ``a.b.c`` or ``from a.b import c`` depends on the package ``a.b`` (its ``__init__``) only when
 the name is not itself a submodule. Exits 1 and lists every finding when there is one.
+
+The direction: ``search_space`` imports no other package, ``supernet`` and ``evolve`` only ``search_space``,
+``nasvit`` any of the three; inside ``nasvit`` a part imports only itself and the parts of earlier groups in
+``NASVIT_ORDER`` (errors, data, config, runtime, then latency / reference / evaluation / the ONNX and timm glue,
+export, recipes, commands, the CLI, and the package's ``__init__`` last).
 """
 
 from __future__ import annotations
@@ -20,6 +26,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("search_space", "supernet", "evolve", "nasvit")
 SCRIPT_FOLDERS = ("tools", "benchmarks")
+ALLOWED_PACKAGES = {
+    "search_space": (),
+    "supernet": ("search_space",),
+    "evolve": ("search_space",),
+    "nasvit": ("search_space", "supernet", "evolve"),
+}
+NASVIT_ORDER = (
+    ("errors",),
+    ("data",),
+    ("config",),
+    ("runtime",),
+    ("latency", "reference", "evaluation", "onnx_export", "timm_registration"),
+    ("export",),
+    ("recipes",),
+    ("commands",),
+    ("cli",),
+    ("",),  # nasvit/__init__.py
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +131,38 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return groups
 
 
+def nasvit_part(name: str) -> str:
+    """The part of ``nasvit`` a module belongs to: ``nasvit.recipes.demo`` -> ``recipes``, ``nasvit`` -> ``''``."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _rank(part: str) -> int:
+    for rank, group in enumerate(NASVIT_ORDER):
+        if part in group:
+            return rank
+    raise ValueError(f"nasvit.{part} is in no group of NASVIT_ORDER; add it to the group it belongs to")
+
+
+def direction_violations(graph: dict[str, set[str]]) -> list[str]:
+    """``a imports b against the direction`` for every import of a later package or a later (or sibling) part."""
+    found = []
+    for name, targets in sorted(graph.items()):
+        package = name.split(".")[0]
+        if package not in ALLOWED_PACKAGES:  # tools and benchmarks may use anything
+            continue
+        for target in sorted(targets):
+            other = target.split(".")[0]
+            if other == package == "nasvit":
+                source, part = nasvit_part(name), nasvit_part(target)
+                wrong = part != source and _rank(part) >= _rank(source)
+            else:
+                wrong = other != package and other not in ALLOWED_PACKAGES[package]
+            if wrong:
+                found.append(f"{name} imports {target} against the direction (see NASVIT_ORDER, ALLOWED_PACKAGES)")
+    return found
+
+
 def private_imports(modules: dict[str, Module]) -> list[str]:
     """``module: from other import _name`` for every private name taken from a module of another package."""
     known = set(modules)
@@ -138,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     modules = project_modules()
     graph = import_graph(modules)
     findings = [f"import cycle: {' <-> '.join(group)}" for group in import_cycles(graph)]
+    findings += direction_violations(graph)
     findings += private_imports(modules)
     findings += long_functions(modules, args.max_lines)
     edges = sum(len(targets) for targets in graph.values())

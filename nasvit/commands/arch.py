@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_to_reference(args: argparse.Namespace) -> None:
     import json
 
-    from nasvit.arch import resolve_arch
+    from nasvit.commands.arch_argument import resolve_arch
     from nasvit.reference.subnet import to_reference
     from search_space import load_space
 
@@ -33,7 +33,7 @@ def run_to_reference(args: argparse.Namespace) -> None:
 
 
 def run_from_reference(args: argparse.Namespace) -> None:
-    from nasvit.arch import read_json_argument
+    from nasvit.commands.arch_argument import read_json_argument
     from nasvit.reference.subnet import from_reference
     from search_space import load_space
 

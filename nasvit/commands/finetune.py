@@ -21,8 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from nasvit.config import load_config
-    from nasvit.finetune_config import FinetuneConfig
+    from nasvit.config.finetune import FinetuneConfig
+    from nasvit.config.loading import load_config
     from nasvit.recipes.finetune import FinetuneRecipe
 
     overrides = [f"model={args.model}", *([f"data.dataset={args.data}"] if args.data else []), *args.overrides]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from nasvit.arch import resolve_arch
 from nasvit.commands import positive_int
+from nasvit.commands.arch_argument import resolve_arch
 from search_space import Cost, format_count, load_space
 
 

@@ -20,9 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from evolve import describe_budget
-    from nasvit.config import load_config
+    from nasvit.config.loading import load_config
+    from nasvit.config.search import SearchConfig
     from nasvit.recipes.search import SearchRecipe
-    from nasvit.search_config import SearchConfig
 
     config = load_config(SearchConfig, args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / f"search-{Path(args.config).stem}"

@@ -18,9 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from nasvit.config import load_config
+    from nasvit.config.loading import load_config
+    from nasvit.config.train import TrainConfig
     from nasvit.recipes.train import TrainRecipe
-    from nasvit.train_config import TrainConfig
 
     config = load_config(TrainConfig, args.config, args.overrides)
     run_dir = Path(args.out) if args.out else Path("runs") / Path(args.config).stem

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from evolve import Budget, Candidate
-from nasvit.atomic_json import write_json_atomic
 from nasvit.latency.measure import LatencyStats, inference_model, measure_modules_interleaved, warn_if_noisy
 from nasvit.latency.settings import LatencySettings
+from nasvit.runtime.atomic_json import write_json_atomic
 from search_space import SubnetConfig
 
 logger = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
-from nasvit.atomic_json import write_json_atomic
 from nasvit.errors import NasvitError
 from nasvit.latency.settings import LatencySettings
 from nasvit.latency.table_quality import TableQuality
+from nasvit.runtime.atomic_json import write_json_atomic
 from search_space import SearchSpace, SubnetConfig, space_fingerprint
 from search_space.plan import PartPlan, walk_parts
 

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from evolve import BudgetError, describe_budget, parse_budget
-from nasvit import checkpoint, run_directory
-from nasvit.atomic_json import write_json_atomic
-from nasvit.config import load_config
+from nasvit.config.loading import load_config
+from nasvit.config.search import SearchConfig
+from nasvit.config.train import TrainConfig
 from nasvit.data import build_data
 from nasvit.evaluation import accuracy
 from nasvit.export import ExportOptions, export_subnet, load_model, read_description
@@ -33,8 +33,8 @@ from nasvit.latency.table import LatencyTable
 from nasvit.latency.table_build import build_lut
 from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
-from nasvit.search_config import SearchConfig
-from nasvit.train_config import TrainConfig
+from nasvit.runtime import checkpoint, run_directory
+from nasvit.runtime.atomic_json import write_json_atomic
 from search_space import load_space, parse_space
 
 logger = logging.getLogger(__name__)

@@ -37,11 +37,11 @@ from torch import nn
 from torch.utils.data import Subset
 from tqdm import tqdm
 
-from nasvit import checkpoint, distributed, run_directory
-from nasvit.config import dump_yaml, to_dict
+from nasvit.config.loading import dump_yaml, to_dict
 from nasvit.data import build_data, build_mixup, fixed_batches, make_loader, set_epoch
 from nasvit.errors import NasvitError
 from nasvit.recipes.run_log import RunLog
+from nasvit.runtime import checkpoint, distributed, run_directory
 from supernet.training.losses import smoothed_one_hot
 from supernet.training.sandwich import StepResult
 

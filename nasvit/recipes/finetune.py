@@ -21,12 +21,12 @@ import timm
 import torch
 from torch import nn
 
-from nasvit import checkpoint, distributed, run_directory
+from nasvit.config.finetune import FinetuneConfig
 from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy
 from nasvit.export import ExportOptions, ExportReport, load_model, read_description, write_export
-from nasvit.finetune_config import FinetuneConfig
 from nasvit.recipes.engine import TrainingEngine
+from nasvit.runtime import checkpoint, distributed, run_directory
 from supernet import NASViT, recalibrate_bn
 from supernet.bn_calibration import BatchNormSnapshot
 from supernet.training.losses import soft_cross_entropy

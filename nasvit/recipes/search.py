@@ -30,13 +30,13 @@ from evolve import (
     run_search,
     unattainable_cost_budgets,
 )
-from nasvit import checkpoint, distributed, run_directory
-from nasvit.config import dump_yaml
+from nasvit.config.loading import dump_yaml
+from nasvit.config.search import SearchConfig
 from nasvit.data import build_data, fixed_batches
 from nasvit.errors import NasvitError
 from nasvit.latency.budget_check import BudgetCheck, check_latency_budgets, describe_check, record_budget_checks
-from nasvit.search_config import SearchConfig
-from nasvit.search_evaluator import DistributedEvaluator, SupernetEvaluator
+from nasvit.recipes.search_evaluator import DistributedEvaluator, SupernetEvaluator
+from nasvit.runtime import checkpoint, distributed, run_directory
 from search_space import SearchSpace, load_space, parse_space, space_fingerprint
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ import timm
 import torch
 from torch import nn
 
+from nasvit.config.train import TeacherConfig
 from nasvit.errors import NasvitError
-from nasvit.safe_load import load_failure
-from nasvit.train_config import TeacherConfig
+from nasvit.runtime.safe_load import load_failure
 
 
 class TeacherEnsemble(nn.Module):

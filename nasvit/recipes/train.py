@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nasvit import checkpoint, distributed
+from nasvit.config.train import TrainConfig
 from nasvit.evaluation import evaluate_subnet
 from nasvit.recipes.engine import TrainingEngine, TrainingError
 from nasvit.recipes.teacher import build_teacher
-from nasvit.train_config import TrainConfig
+from nasvit.runtime import checkpoint, distributed
 from search_space import load_space, parse_space, space_to_dict
 from supernet import Supernet
 from supernet.training.sandwich import SandwichStep, StepResult, parameter_groups, sample_subnets

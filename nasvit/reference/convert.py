@@ -1,7 +1,7 @@
 """Convert a NASViT reference checkpoint into a nasvit supernet checkpoint of the ``nasvit_official`` space.
 
 The result is read by ``nasvit search``, ``export`` and ``finetune`` like a checkpoint of ``nasvit train``: format
-:data:`nasvit.checkpoint.FORMAT`, ``model`` (the raw weights), ``ema`` (the reference's EMA, which it evaluates;
+:data:`nasvit.runtime.checkpoint.FORMAT`, ``model`` (the raw weights), ``ema`` (the reference's EMA, which it evaluates;
 None when the file has one set of weights), ``space``, ``num_classes``, and a ``config`` without data settings
 (the user names the data). ``provenance`` keeps where it came from, including the reference's config as plain
 data.
@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from nasvit import checkpoint, run_directory
 from nasvit.reference.loading import ReferenceCheckpoint, ReferenceCheckpointError, load_reference
 from nasvit.reference.mapping import MappedWeights, map_reference, reference_num_classes
+from nasvit.runtime import checkpoint, run_directory
 from search_space import SearchSpace, load_space, space_fingerprint, space_to_dict
 from supernet import Supernet
 

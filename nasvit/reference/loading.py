@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from nasvit.errors import NasvitError
-from nasvit.safe_load import load_failure, refused_global
+from nasvit.runtime.safe_load import load_failure, refused_global
 
 WEIGHT_ENTRIES = ("model_ema", "model", "state_dict")  # in order of preference: the reference evaluates its EMA
 CFG_NODE = "yacs.config.CfgNode"

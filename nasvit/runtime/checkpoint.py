@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from nasvit.errors import NasvitError
-from nasvit.run_directory import user_umask
-from nasvit.safe_load import load_failure, refused_global
+from nasvit.runtime.run_directory import user_umask
+from nasvit.runtime.safe_load import load_failure, refused_global
 
 FORMAT = "nasvit-supernet-checkpoint/1"
 REQUIRED_KEYS = ("model", "space", "num_classes", "config")
@@ -182,7 +182,7 @@ def data_config_of(state: dict[str, Any]):
         CheckpointError: the checkpoint has no data settings (``nasvit convert-reference`` writes none) or they
             cannot be rebuilt here (then give the data explicitly).
     """
-    from nasvit.config import build
+    from nasvit.config.loading import build
     from nasvit.data import DataConfig
 
     if "data" not in state["config"]:

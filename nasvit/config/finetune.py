@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nasvit.config.train import EmaConfig, EvalConfig, OptimConfig, RunSettings, training_problems
 from nasvit.data import DataConfig
 from nasvit.errors import raise_problems
-from nasvit.train_config import EmaConfig, EvalConfig, OptimConfig, RunSettings, training_problems
 
 
 @dataclass(frozen=True)
