@@ -451,7 +451,7 @@ def test_failed_export_leaves_the_directory_as_it_was(world: World, monkeypatch:
     def broken(directory: Path) -> None:
         raise OSError(28, "No space left on device", str(directory / "model.safetensors"))
 
-    monkeypatch.setattr("nasvit.export.save_file", lambda *a, **k: broken(export))
+    monkeypatch.setattr("nasvit.export.directory.save_file", lambda *a, **k: broken(export))
     assert run_cli(export_argv(world, export, "--overwrite", "--bn-batches", "1")) == 2
     assert {p.name: p.read_bytes() for p in export.iterdir()} == before
     assert not list(export.parent.glob(".kept_on_failure.*"))
@@ -489,7 +489,7 @@ def test_a_run_that_failed_in_setup_can_be_started_again(world: World, capsys) -
 
 
 def test_eval_on_other_data_keeps_the_recorded_preprocessing(world: World) -> None:
-    from nasvit.export import export_data_config, read_description
+    from nasvit.export.directory import export_data_config, read_description
 
     recorded = read_description(world.export_dir)["data"]
     other = export_data_config(world.export_dir, dataset=str(image_folder(world.scratch("other_data"), 2)))

@@ -10,7 +10,7 @@ import torch
 
 import nasvit
 from nasvit.cli import main
-from nasvit.export import export_subnet
+from nasvit.export.directory import export_subnet
 from nasvit.runtime import checkpoint
 from search_space import load_space
 from supernet import NASViT
@@ -84,7 +84,7 @@ def test_export_from_search_result_keeps_its_metrics(briefly_trained, tmp_path):
 
 
 def test_export_fails_above_tolerance(briefly_trained, tmp_path, monkeypatch):
-    import nasvit.export as export_module
+    import nasvit.export.directory as export_module
 
     monkeypatch.setattr(export_module, "TOLERANCE", -1.0)  # any difference, even 0, now fails
     state = checkpoint.load(briefly_trained)

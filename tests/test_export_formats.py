@@ -13,7 +13,7 @@ from nasvit.cli import main
 from nasvit.data import build_data
 from nasvit.data.digits import digit_pil_images
 from nasvit.evaluation import accuracy
-from nasvit.export import ExportOptions, export_data_config, export_subnet, load_model
+from nasvit.export.directory import ExportOptions, export_data_config, export_subnet, load_model
 from nasvit.runtime import checkpoint
 from search_space import load_space
 

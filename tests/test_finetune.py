@@ -14,7 +14,7 @@ from nasvit.cli import main
 from nasvit.config.finetune import FinetuneConfig
 from nasvit.config.loading import load_config
 from nasvit.data.digits import write_digits_folder
-from nasvit.export import export_subnet, load_model
+from nasvit.export.directory import export_subnet, load_model
 from nasvit.recipes.finetune import FinetuneRecipe
 from nasvit.runtime import checkpoint
 from search_space import load_space

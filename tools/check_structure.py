@@ -10,8 +10,8 @@ the name is not itself a submodule. Exits 1 and lists every finding when there i
 
 The direction: ``search_space`` imports no other package, ``supernet`` and ``evolve`` only ``search_space``,
 ``nasvit`` any of the three; inside ``nasvit`` a part imports only itself and the parts of earlier groups in
-``NASVIT_ORDER`` (errors, data, config, runtime, then latency / reference / evaluation / the ONNX and timm glue,
-export, recipes, commands, the CLI, and the package's ``__init__`` last).
+``NASVIT_ORDER`` (errors, data, config, runtime, then latency / reference / evaluation, export, recipes,
+commands, the CLI, and the package's ``__init__`` last).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ NASVIT_ORDER = (
     ("data",),
     ("config",),
     ("runtime",),
-    ("latency", "reference", "evaluation", "onnx_export", "timm_registration"),
+    ("latency", "reference", "evaluation"),
     ("export",),
     ("recipes",),
     ("commands",),

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> None:
     from nasvit.data import build_data
     from nasvit.errors import NasvitError
     from nasvit.evaluation import accuracy
-    from nasvit.export import export_data_config, load_model
+    from nasvit.export.directory import export_data_config, load_model
 
     model = load_model(args.model, inference=True)
     data_config = export_data_config(args.model, args.data, args.root, args.image_size)

@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from nasvit.commands.arch_argument import resolve_arch_entry
     from nasvit.data import DataConfig
-    from nasvit.export import ExportOptions, export_subnet
+    from nasvit.export.directory import ExportOptions, export_subnet
     from nasvit.runtime import checkpoint
     from search_space import parse_space
 

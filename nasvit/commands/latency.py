@@ -215,7 +215,7 @@ def _measured_subnet(args: argparse.Namespace):
     """The subnet ``--arch`` names and the inference-form model to time: an export's own model (its weights and
     classes) for an export directory, otherwise a randomly initialised static model of the subnet."""
     from nasvit.commands.arch_argument import resolve_arch, subnet_from_json
-    from nasvit.export import load_model, read_description
+    from nasvit.export.directory import load_model, read_description
     from nasvit.latency.measure import inference_model
     from search_space import parse_space
 

@@ -26,7 +26,7 @@ from nasvit.config.search import SearchConfig
 from nasvit.config.train import TrainConfig
 from nasvit.data import build_data
 from nasvit.evaluation import accuracy
-from nasvit.export import ExportOptions, export_subnet, load_model, read_description
+from nasvit.export.directory import ExportOptions, export_subnet, load_model, read_description
 from nasvit.latency.measure import measure_modules_interleaved, warn_if_noisy
 from nasvit.latency.settings import LatencySettings
 from nasvit.latency.table import LatencyTable

@@ -24,7 +24,7 @@ from torch import nn
 from nasvit.config.finetune import FinetuneConfig
 from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy
-from nasvit.export import ExportOptions, ExportReport, load_model, read_description, write_export
+from nasvit.export.directory import ExportOptions, ExportReport, load_model, read_description, write_export
 from nasvit.recipes.engine import TrainingEngine
 from nasvit.runtime import checkpoint, distributed, run_directory
 from supernet import NASViT, recalibrate_bn

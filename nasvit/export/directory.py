@@ -24,7 +24,7 @@ from timm.data import DEFAULT_CROP_PCT
 from nasvit.config.loading import build, to_dict
 from nasvit.data import DataConfig, build_data, fixed_batches
 from nasvit.errors import NasvitError
-from nasvit.onnx_export import export_onnx
+from nasvit.export.onnx_graph import export_onnx
 from nasvit.runtime import checkpoint, run_directory
 from search_space import SubnetConfig, space_to_dict
 from supernet import NASViT, optimize_for_inference, recalibrate_bn
