@@ -20,6 +20,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 LOSS_STEPS = 4
 EAGER_ON_CPU = ["fp32", "fp32+channels_last", "bf16", "bf16+channels_last"]
+whole_script = pytest.mark.slow  # the tests that run the whole script: about a minute on a 2-core CPU
 
 
 def run_check(directory: Path, *arguments: str) -> tuple[dict[str, Any], str]:
@@ -48,7 +49,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
     return run_check(directory, "--loss-steps", str(LOSS_STEPS), "--compile-backend", "eager")
 
 
-@pytest.mark.slow  # runs the whole script: about a minute on a 2-core CPU
+@whole_script
 def test_report_names_the_run(tiny_run):
     report, summary = tiny_run
     assert report["finished"] is True
@@ -58,7 +59,7 @@ def test_report_names_the_run(tiny_run):
     assert all(f"({part})" in summary for part in ("a", "b", "c", "d", "a'"))
 
 
-@pytest.mark.slow  # runs the whole script: about a minute on a 2-core CPU
+@whole_script
 def test_every_cpu_setting_ran_with_a_positive_rate_and_fp16_is_skipped_with_the_reason(tiny_run):
     report, _ = tiny_run
     throughput = {entry["setting"]: entry for entry in report["throughput"]}
@@ -73,7 +74,7 @@ def test_every_cpu_setting_ran_with_a_positive_rate_and_fp16_is_skipped_with_the
         assert throughput[name]["status"] == "skipped" and "GPU" in throughput[name]["reason"]
 
 
-@pytest.mark.slow  # runs the whole script: about a minute on a 2-core CPU
+@whole_script
 def test_the_fastest_setting_ran_compiled(tiny_run):
     report, _ = tiny_run
     compiled = report["compile"]
@@ -83,7 +84,7 @@ def test_the_fastest_setting_ran_compiled(tiny_run):
     assert isinstance(compiled["warnings"], list)
 
 
-@pytest.mark.slow  # runs the whole script: about a minute on a 2-core CPU
+@whole_script
 def test_fp32_and_bf16_losses_have_the_requested_length_and_a_finite_gap(tiny_run):
     report, _ = tiny_run
     gap = report["loss_gap"]
@@ -95,7 +96,7 @@ def test_fp32_and_bf16_losses_have_the_requested_length_and_a_finite_gap(tiny_ru
     assert math.isfinite(gap["gap_abs"]) and gap["gap_abs"] >= 0 and math.isfinite(gap["gap_rel"])
 
 
-@pytest.mark.slow  # runs the whole script: about a minute on a 2-core CPU
+@whole_script
 def test_supernet_export_and_inference_form_agree_on_non_trivial_logits(tiny_run):
     report, _ = tiny_run
     parity = report["parity"]
@@ -109,7 +110,7 @@ def test_supernet_export_and_inference_form_agree_on_non_trivial_logits(tiny_run
     assert parity["max_abs_diff"] < 1e-4
 
 
-@pytest.mark.slow  # runs the whole script: about a minute on a 2-core CPU
+@whole_script
 def test_latency_of_three_subnets_at_two_batches_and_two_dtypes(tiny_run):
     report, _ = tiny_run
     latency = report["latency"]
@@ -122,7 +123,7 @@ def test_latency_of_three_subnets_at_two_batches_and_two_dtypes(tiny_run):
     assert macs["min"] <= macs["median_macs"] <= macs["max"]
 
 
-@pytest.mark.slow  # runs the whole script: about a minute on a 2-core CPU
+@whole_script
 def test_a_spent_budget_skips_every_part_and_still_writes_the_report(tmp_path):
     report, _ = run_check(tmp_path, "--budget-s", "0")
     assert report["finished"] is True
