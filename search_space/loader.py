@@ -60,14 +60,17 @@ _TRANSFORMER_KEYS = {
 }
 
 
-def config_dir() -> Path:
-    """The ``configs/`` folder: ``$NASVIT_CONFIGS`` if set, else the copy an installed wheel carries inside this
-    package, else the one beside the packages (a source checkout or an editable install)."""
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def config_dir(package: Path = PACKAGE_DIR) -> Path:
+    """The ``configs/`` folder: ``$NASVIT_CONFIGS`` if set, else the part of it an installed wheel carries inside
+    ``package`` (this one holds ``space/``, ``nasvit`` the recipe configs; see ``setup.py``), else the one beside the
+    packages (a source checkout or an editable install)."""
     if "NASVIT_CONFIGS" in os.environ:
         return Path(os.environ["NASVIT_CONFIGS"])
-    here = Path(__file__).resolve().parent
-    installed = here / "configs"
-    return installed if installed.is_dir() else here.parent / "configs"
+    installed = package / "configs"
+    return installed if installed.is_dir() else package.parent / "configs"
 
 
 def available_spaces() -> list[str]:

@@ -37,12 +37,15 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_holds_every_source_and_config_file(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = REPO / "configs"
-    expected = {f"search_space/configs/{p.relative_to(configs).as_posix()}" for p in configs.rglob("*") if p.is_file()}
+    files = [p.relative_to(configs).as_posix() for p in configs.rglob("*") if p.is_file()]
+    expected = {f"{'search_space' if f.startswith('space/') else 'nasvit'}/configs/{f}" for f in files}
     for package in PACKAGES:
         expected |= {p.relative_to(REPO).as_posix() for p in (REPO / package).rglob("*.py")}
     missing = sorted(expected - names)
     assert not missing, f"the wheel lacks {missing}"
     assert any(name.startswith("search_space/configs/space/") for name in names)
+    assert any(name.startswith("nasvit/configs/train/") for name in names)
+    assert not any(name.startswith(("search_space/configs/train/", "nasvit/configs/space/")) for name in names)
 
 
 def test_installed_wheel_runs_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:

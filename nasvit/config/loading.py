@@ -18,6 +18,7 @@ from search_space import config_dir
 from search_space.errors import did_you_mean
 
 T = TypeVar("T")
+NASVIT_PACKAGE = Path(__file__).resolve().parents[1]  # an installed wheel carries the recipe configs in it
 
 
 class ConfigError(NasvitError):
@@ -58,7 +59,8 @@ def config_file(path: str | Path) -> Path:
     """The YAML file ``path`` names: the file itself, else the shipped config of that name.
 
     ``configs/train/demo.yaml`` (or ``train/demo.yaml``) names a shipped config from any directory, so the README's
-    commands work outside a checkout too: a path that does not exist is looked up under ``config_dir()``.
+    commands work outside a checkout too: a path that does not exist is looked up among the configs shipped with
+    nasvit (``nasvit/configs/`` in a wheel, ``configs/`` in a checkout).
 
     Raises:
         ConfigError: neither the path nor a shipped config of that name exists (the shipped ones are listed).
@@ -66,13 +68,14 @@ def config_file(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         return path
+    shipped_dir = config_dir(NASVIT_PACKAGE)
     parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
-    shipped = config_dir().joinpath(*parts) if parts and not path.is_absolute() else None
+    shipped = shipped_dir.joinpath(*parts) if parts and not path.is_absolute() else None
     if shipped is not None and shipped.is_file():
         return shipped
     names = sorted(
-        f"configs/{p.relative_to(config_dir()).as_posix()}"
-        for p in config_dir().glob("*/*.yaml")
+        f"configs/{p.relative_to(shipped_dir).as_posix()}"
+        for p in shipped_dir.glob("*/*.yaml")
         if p.parent.name != "space"
     )
     raise ConfigError([f"config file {path} does not exist; shipped configs are {names}"], str(path))
