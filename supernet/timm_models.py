@@ -1,7 +1,7 @@
 """Registers NASViT subnets with timm as ``nasvit_subnet`` (importing ``supernet`` or ``nasvit`` does it).
 
     timm.create_model("nasvit_subnet", subnet="<subnet string>", num_classes=10)      # random init
-    timm.create_model("nasvit_subnet", export_dir="runs/demo-export", pretrained=True)  # an exported model
+    timm.create_model("nasvit_subnet", export_dir="runs/tiny-export", pretrained=True)  # an exported model
     timm.create_model("nasvit_subnet", export_dir=DIR, pretrained=True, num_classes=5)  # new classifier
 
 The model is built by timm's ``build_model_with_cfg``, so timm's own arguments behave as for timm's models:

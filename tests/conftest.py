@@ -83,7 +83,7 @@ BRIEF_TRAINING = ("data.batch_size=128", "sandwich.num_random=1", "max_steps=2",
 
 @pytest.fixture(scope="session")
 def briefly_trained(tmp_path_factory) -> Path:
-    """The last checkpoint of the tiny supernet trained for 2 steps on digits (``configs/train/demo.yaml``), shared
+    """The last checkpoint of the tiny supernet trained for 2 steps on digits (``configs/train/tiny.yaml``), shared
     by every test of the session that only reads it."""
     from nasvit.config.loading import load_config
     from nasvit.config.train import TrainConfig
@@ -91,5 +91,5 @@ def briefly_trained(tmp_path_factory) -> Path:
     from nasvit.runtime import checkpoint
 
     run = tmp_path_factory.mktemp("briefly_trained")
-    TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", BRIEF_TRAINING), run).run()
+    TrainRecipe(load_config(TrainConfig, "configs/train/tiny.yaml", BRIEF_TRAINING), run).run()
     return checkpoint.latest(run)

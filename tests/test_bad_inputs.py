@@ -28,8 +28,8 @@ from nasvit.recipes.train import TrainRecipe
 from nasvit.runtime import checkpoint
 from search_space import load_space
 
-TRAIN = "configs/train/demo.yaml"
-SEARCH = "configs/search/demo.yaml"
+TRAIN = "configs/train/tiny.yaml"
+SEARCH = "configs/search/tiny.yaml"
 TRAIN_FAST = ["data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1"]
 SEARCH_FAST = ["evolve.population=4", "evolve.generations=1", "evolve.parents=2", "eval.bn_batches=1", "device=cpu"]
 

@@ -11,7 +11,7 @@ SETTINGS = ["data.batch_size=32", "sandwich.num_random=1", "device=cpu", "eval.b
 
 def test_training_into_a_log_file_prints_plain_lines(tmp_path: Path) -> None:
     sets = [x for setting in [*SETTINGS, "log_every=2"] for x in ("--set", setting)]
-    argv = ["train", "--config", "configs/train/demo.yaml", "--out", str(tmp_path / "run"), *sets]
+    argv = ["train", "--config", "configs/train/tiny.yaml", "--out", str(tmp_path / "run"), *sets]
     program = "import sys; from nasvit.cli import main; sys.exit(main())"
     result = subprocess.run([sys.executable, "-c", program, *argv], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -57,7 +57,7 @@ def test_installed_wheel_runs_outside_the_checkout(wheel: Path, tmp_path: Path) 
         "import search_space, nasvit.config.loading as c, nasvit.config.train as t;"
         "print(search_space.__file__);"
         "print(search_space.load_space('tiny').name, search_space.available_spaces());"
-        "print(c.load_config(t.TrainConfig, 'configs/train/demo.yaml').space)"
+        "print(c.load_config(t.TrainConfig, 'configs/train/tiny.yaml').space)"
     )
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, env=env, capture_output=True, text=True)
@@ -70,7 +70,7 @@ def test_installed_wheel_runs_outside_the_checkout(wheel: Path, tmp_path: Path) 
 
 def test_shipped_config_found_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert load_config(TrainConfig, "configs/train/demo.yaml").space == "tiny"
+    assert load_config(TrainConfig, "configs/train/tiny.yaml").space == "tiny"
     assert load_config(TrainConfig, "train/nasvit_imagenet.yaml").space == "nasvit"
     with pytest.raises(ConfigError, match=r"configs/train/nope.yaml does not exist; shipped configs are \["):
         load_config(TrainConfig, "configs/train/nope.yaml")

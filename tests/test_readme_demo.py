@@ -20,7 +20,7 @@ _spec.loader.exec_module(check)
 
 def test_the_readme_table_shows_the_budgets_the_demo_searches() -> None:
     rows = check.readme_rows((ROOT / "README.md").read_text())
-    budgets = load_config(SearchConfig, "configs/search/quickstart.yaml", ()).evolve.budgets
+    budgets = load_config(SearchConfig, "configs/search/demo.yaml", ()).evolve.budgets
     assert list(rows) == [parse_budget(b).label for b in budgets]
     assert all(subnet and subnet.startswith("demo:") for subnet in rows.values())
 

@@ -307,7 +307,7 @@ def test_latency_budgeted_search_and_export_of_a_converted_checkpoint(files, cap
     argv = [
         "search",
         "--config",
-        "configs/search/demo.yaml",
+        "configs/search/tiny.yaml",
         "--checkpoint",
         str(files.converted),
         "--out",

@@ -21,7 +21,7 @@ from nasvit.recipes.train import TrainRecipe
 from nasvit.runtime import checkpoint
 from search_space import load_subnet
 
-SEARCH = "configs/search/demo.yaml"
+SEARCH = "configs/search/tiny.yaml"
 SMALL = ["evolve.population=6", "evolve.generations=2", "evolve.parents=3", "eval.bn_batches=1", "device=cpu"]
 
 
@@ -29,7 +29,7 @@ SMALL = ["evolve.population=6", "evolve.generations=2", "evolve.parents=3", "eva
 def trained(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("train")
     overrides = ["data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu"]
-    TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", overrides), run).run()
+    TrainRecipe(load_config(TrainConfig, "configs/train/tiny.yaml", overrides), run).run()
     return checkpoint.latest(run)
 
 

@@ -16,7 +16,7 @@ from nasvit.errors import NasvitError
 from nasvit.recipes.train import TrainingError, TrainRecipe
 from nasvit.runtime import checkpoint
 
-DEMO = "configs/train/demo.yaml"
+TINY = "configs/train/tiny.yaml"
 FAST = [  # 4 steps per epoch on digits (half the training images held out); one random subnet per step
     "data.batch_size=128",
     "data.search_fraction=0.5",
@@ -29,7 +29,7 @@ FAST = [  # 4 steps per epoch on digits (half the training images held out); one
 
 
 def fast_config(*overrides: str) -> TrainConfig:
-    return load_config(TrainConfig, DEMO, [*FAST, *overrides])
+    return load_config(TrainConfig, TINY, [*FAST, *overrides])
 
 
 def test_resume_gives_identical_weights(tmp_path):
@@ -81,7 +81,7 @@ def test_unknown_config_key_is_suggested():
 
 
 def test_cli_reports_bad_config_in_one_line(capsys):
-    assert main(["train", "--config", DEMO, "--set", "optim.epochs=zero"]) == 2
+    assert main(["train", "--config", TINY, "--set", "optim.epochs=zero"]) == 2
     assert "optim.epochs: expected an integer, got 'zero'" in capsys.readouterr().err
 
 

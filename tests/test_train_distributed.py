@@ -31,7 +31,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
-    recipe = TrainRecipe(load_config(TrainConfig, "configs/train/demo.yaml", OVERRIDES), Path(out) / "run")
+    recipe = TrainRecipe(load_config(TrainConfig, "configs/train/tiny.yaml", OVERRIDES), Path(out) / "run")
     recipe.run()
     torch.save({"state": recipe.net.state_dict(), "losses": recipe.main_losses}, Path(out) / f"rank{rank}.pt")
 

@@ -25,7 +25,7 @@ SETTINGS = [
 
 def train(out: Path, *extra: str) -> int:
     sets = [x for setting in SETTINGS for x in ("--set", setting)]
-    return main(["train", "--config", "configs/train/demo.yaml", "--out", str(out), *sets, *extra])
+    return main(["train", "--config", "configs/train/tiny.yaml", "--out", str(out), *sets, *extra])
 
 
 @pytest.fixture

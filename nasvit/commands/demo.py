@@ -16,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override the training config (configs/train/quickstart.yaml)",
+        help="override the training config (configs/train/demo.yaml)",
     )
     parser.add_argument(
         "--set-search",
@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override the search config (configs/search/quickstart.yaml)",
+        help="override the search config (configs/search/demo.yaml)",
     )
     parser.set_defaults(run=run)
 

@@ -11,7 +11,7 @@ from nasvit.commands import add_config_arguments, add_overwrite_argument
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("search", help="search subnets under budgets (constrained GA or NSGA-II)")
-    add_config_arguments(parser, "configs/search/demo.yaml", "output directory (default: runs/search-<config name>)")
+    add_config_arguments(parser, "configs/search/tiny.yaml", "output directory (default: runs/search-<config name>)")
     parser.add_argument("--checkpoint", required=True, help="a supernet checkpoint written by nasvit train")
     parser.add_argument("--resume", action="store_true", help="continue the search logged in --out")
     add_overwrite_argument(parser)

@@ -11,7 +11,7 @@ from nasvit.commands import add_config_arguments, add_overwrite_argument
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a supernet (sandwich rule, distillation, projection)")
-    add_config_arguments(parser, "configs/train/demo.yaml", "run directory (default: runs/<config name>)")
+    add_config_arguments(parser, "configs/train/tiny.yaml", "run directory (default: runs/<config name>)")
     parser.add_argument("--resume", help="'auto' (latest checkpoint in the run directory) or a checkpoint path")
     add_overwrite_argument(parser)
     parser.set_defaults(run=run)

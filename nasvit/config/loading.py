@@ -58,7 +58,7 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | tu
 def config_file(path: str | Path) -> Path:
     """The YAML file ``path`` names: the file itself, else the shipped config of that name.
 
-    ``configs/train/demo.yaml`` (or ``train/demo.yaml``) names a shipped config from any directory, so the README's
+    ``configs/train/tiny.yaml`` (or ``train/tiny.yaml``) names a shipped config from any directory, so the README's
     commands work outside a checkout too: a path that does not exist is looked up among the configs shipped with
     nasvit (``nasvit/configs/`` in a wheel, ``configs/`` in a checkout).
 

@@ -60,8 +60,8 @@ class DemoRecipe:
     def __init__(
         self,
         out_dir: str | Path = "runs/demo",
-        train_config: str = "configs/train/quickstart.yaml",
-        search_config: str = "configs/search/quickstart.yaml",
+        train_config: str = "configs/train/demo.yaml",
+        search_config: str = "configs/search/demo.yaml",
         train_overrides: tuple[str, ...] = (),
         search_overrides: tuple[str, ...] = (),
         latency: LatencySettings = DEMO_LATENCY,
