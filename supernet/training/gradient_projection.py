@@ -116,7 +116,8 @@ def project_gradients(
     dots = _resolve_dots(largest, subnets, dots)
     subnet_scales = 1.0 - _projection_coefficients(dots, mode)  # (num_tensors,)
     return [
-        _combine(g_s, g_sub, scale) for g_s, g_sub, scale in zip(largest, subnets, subnet_scales.unbind(0), strict=True)
+        combine_gradient(g_s, g_sub, scale)
+        for g_s, g_sub, scale in zip(largest, subnets, subnet_scales.unbind(0), strict=True)
     ]
 
 
@@ -267,13 +268,14 @@ def _projection_coefficients(dots: GradientDots, mode: ProjectionMode) -> Tensor
     return coefficients.expand(dots.dot.shape)
 
 
-def _combine(g_s: Tensor | None, g_sub: Tensor | None, subnet_scale: Tensor) -> Tensor | None:
-    """Return g_s + subnet_scale * g_sub, i.e. g_sub + (g_s - c g_sub); a missing side yields the other one."""
+def combine_gradient(g_s: Tensor | None, g_sub: Tensor | None, subnet_scale: Tensor | None = None) -> Tensor | None:
+    """Return g_s + subnet_scale * g_sub, i.e. g_sub + (g_s - c g_sub), or the plain sum g_s + g_sub without
+    ``subnet_scale``; a missing side yields the other one (the same tensor object)."""
     if g_s is None:
         return g_sub
     if g_sub is None:
         return g_s
-    return torch.addcmul(g_s, g_sub, subnet_scale)
+    return g_s + g_sub if subnet_scale is None else torch.addcmul(g_s, g_sub, subnet_scale)
 
 
 def _resolve_dots(

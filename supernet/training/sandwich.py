@@ -26,6 +26,7 @@ from supernet.training.alpha_divergence import adaptive_alpha_divergence
 from supernet.training.gradient_projection import (
     ConflictStats,
     GradientDots,
+    combine_gradient,
     conflict_stats,
     project_gradients,
     reference_combine,
@@ -171,7 +172,7 @@ class SandwichStep:
         elif project:
             combined = project_gradients(largest, others, self.projection_mode, dots)
         else:
-            combined = [_add(a, b) for a, b in zip(largest, others)]
+            combined = [combine_gradient(a, b) for a, b in zip(largest, others)]
         for param, grad in zip(self.params, combined):
             param.grad = grad
         return stats
@@ -200,12 +201,6 @@ def _clip_(grads: list[Tensor | None], max_norm: float | None) -> float:
         for grad in present:
             grad.mul_(factor)
     return float(norm)
-
-
-def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
-    if a is None:
-        return b
-    return a if b is None else a + b
 
 
 def parameter_groups(net: nn.Module) -> list[str]:
