@@ -78,9 +78,6 @@ def shipped_space(request):
     return load_space(request.param)
 
 
-BRIEF_TRAINING = ("data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1")
-
-
 @pytest.fixture(scope="session")
 def briefly_trained(tmp_path_factory) -> Path:
     """The last checkpoint of the tiny supernet trained for 2 steps on digits (``configs/train/tiny.yaml``), shared
@@ -89,6 +86,7 @@ def briefly_trained(tmp_path_factory) -> Path:
     from nasvit.config.train import TrainConfig
     from nasvit.recipes.train import TrainRecipe
     from nasvit.runtime import checkpoint
+    from tests.supernet_helpers import BRIEF_TRAINING
 
     run = tmp_path_factory.mktemp("briefly_trained")
     TrainRecipe(load_config(TrainConfig, "configs/train/tiny.yaml", BRIEF_TRAINING), run).run()

@@ -1,9 +1,13 @@
-"""Helpers for supernet tests: randomised weights, so residual branches are not silent at init."""
+"""Helpers for supernet tests: randomised weights, so residual branches are not silent at init, and the overrides of
+a brief training run."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+# two sandwich steps of one random subnet at batch 128: enough for a checkpoint that exports and evaluates
+BRIEF_TRAINING = ("data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1")
 
 
 @torch.no_grad()

@@ -27,10 +27,10 @@ from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
 from nasvit.runtime import checkpoint
 from search_space import load_space
+from tests.supernet_helpers import BRIEF_TRAINING
 
 TRAIN = "configs/train/tiny.yaml"
 SEARCH = "configs/search/tiny.yaml"
-TRAIN_FAST = ["data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1"]
 SEARCH_FAST = ["evolve.population=4", "evolve.generations=1", "evolve.parents=2", "eval.bn_batches=1", "device=cpu"]
 
 
@@ -56,7 +56,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory, briefly_trained: Path) -> World:
     root = tmp_path_factory.mktemp("bad_inputs")
     train_dir, other_dir = briefly_trained.parents[1], root / "train_other"  # bad inputs must leave train_dir as is
-    TrainRecipe(load_config(TrainConfig, TRAIN, [*TRAIN_FAST, "seed=1", "max_steps=1"]), other_dir).run()
+    TrainRecipe(load_config(TrainConfig, TRAIN, [*BRIEF_TRAINING, "seed=1", "max_steps=1"]), other_dir).run()
     trained = briefly_trained
     export_dir = root / "export"
     arch = str(load_space("tiny").min_subnet())
@@ -144,7 +144,7 @@ def damaged_export(world: World, name: str, file: str, content: bytes) -> Path:
 
 
 def train_argv(out: Path, *extra: str) -> list[str]:
-    return ["train", "--config", TRAIN, "--out", str(out), *(x for o in TRAIN_FAST for x in ("--set", o)), *extra]
+    return ["train", "--config", TRAIN, "--out", str(out), *(x for o in BRIEF_TRAINING for x in ("--set", o)), *extra]
 
 
 def search_argv(world: World, out: Path, *extra: str, ckpt: Path | None = None) -> list[str]:

@@ -20,8 +20,8 @@ from nasvit.latency import table_build as lut_build
 from nasvit.latency.table import LatencyTable
 from nasvit.recipes.demo import SUMMARY_KEYS, DemoRecipe, _slug, format_table
 from search_space import load_space
+from tests.supernet_helpers import BRIEF_TRAINING
 
-QUICK_TRAIN = ("data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1")
 QUICK_SEARCH = ("evolve.generations=1", "evolve.population=6", "evolve.parents=3")
 BUDGETS = 'evolve.budgets=["macs<=1K", "params<=60K", "latency_ms<=10%"]'  # 1K MACs: below the smallest subnet
 QUICK_TIMING = LatencySettings(threads=1, warmup=1, repeats=3)
@@ -37,7 +37,8 @@ def untimed_table(patch: pytest.MonkeyPatch) -> None:
 
 
 def demo_recipe(out: Path) -> DemoRecipe:
-    return DemoRecipe(out, train_overrides=QUICK_TRAIN, search_overrides=(*QUICK_SEARCH, BUDGETS), latency=QUICK_TIMING)
+    search = (*QUICK_SEARCH, BUDGETS)
+    return DemoRecipe(out, train_overrides=BRIEF_TRAINING, search_overrides=search, latency=QUICK_TIMING)
 
 
 @pytest.fixture(scope="module")
