@@ -1,8 +1,13 @@
-"""The module tree of a stem, block or head: built from its plan, and set to a plan when it is elastic.
+"""The elastic block: which layer of a stem, block or head holds which size, in the supernet and in its static twin.
 
-The same builders make a supernet (elastic ops, sized by the plans of the largest subnet) and a static model
-(standard layers at one subnet's plans); the ``activate_*`` functions then set a supernet's elastic modules to the
-plans of one subnet. This is the one file that knows which layer of a block holds which size.
+Read in this order:
+
+1. ``build_*``: the module tree of a plan. With :class:`~supernet.ops.StaticOps` it is an exported model's layer at
+   one subnet's sizes; with :class:`~supernet.ops.ElasticOps` it is the supernet's layer.
+2. :func:`build_largest_layers`: the supernet's layers hold the largest weight of every choice (the widest expansion
+   any input width gives, a shortcut conv whenever widths can differ, a scale vector per setting that occurs).
+3. ``activate_*``: a subnet sets each elastic op's active sizes; the op then runs the leading slice of its weight
+   (:mod:`supernet.elastic`; its :func:`~supernet.elastic.exported_state` gives the static twin those slices).
 
 The options only a static model sets (``drop_path`` of a block, ``dropout`` of the head) default to no stochastic
 depth and the space's dropout, which is what the supernet builds.
@@ -10,19 +15,22 @@ depth and the space's dropout, which is what the supernet builds.
 
 from __future__ import annotations
 
+import dataclasses
+
 from timm.layers import DropPath
 from torch import nn
 
-from search_space import SearchSpace
-from search_space.arithmetic import window_grid
-from search_space.plan import BlockPlan, HeadPlan, MBConvPlan, StemPlan, TransformerPlan
+from search_space import SearchSpace, StageChoice, plan_subnet
+from search_space.arithmetic import expanded_channels, squeeze_channels, window_grid
+from search_space.plan import BlockPlan, HeadPlan, MBConvPlan, StemPlan, TransformerPlan, scale_key
 from search_space.spec import NormKind, ScaleLayout
 from supernet.blocks import MBConv, TalkingHeadAttention, TransformerBlock
 from supernet.layers import ConvBnAct, MBPoolHead, Mlp, Shortcut, SqueezeExcite, make_activation
+from supernet.ops import ElasticOps, LayerOps
 
 
 # ---------------------------------------------------------------------------------------------------- build
-def build_stem(ops, space: SearchSpace, plan: StemPlan) -> ConvBnAct:
+def build_stem(ops: LayerOps, space: SearchSpace, plan: StemPlan) -> ConvBnAct:
     """Conv-BN-act on the images: (B, plan.in_channels, S, S) -> (B, plan.out_channels, S', S')."""
     conv = ops.conv(plan.in_channels, plan.out_channels, plan.kernel, plan.stride)
     return ops.conv_bn_act(conv, ops.batch_norm(plan.out_channels), make_activation(space.activation))
@@ -33,7 +41,9 @@ def make_drop_path(rate: float) -> nn.Module:
     return DropPath(rate) if rate > 0 else nn.Identity()
 
 
-def build_block(ops, space: SearchSpace, plan: BlockPlan, drop_path: float = 0.0) -> MBConv | TransformerBlock:
+def build_block(
+    ops: LayerOps, space: SearchSpace, plan: BlockPlan, drop_path: float = 0.0
+) -> MBConv | TransformerBlock:
     """The MBConv or transformer block of ``plan``, as a static model holds it."""
     if isinstance(plan, MBConvPlan):
         return build_mbconv(ops, space, plan, drop_path)
@@ -107,7 +117,7 @@ def build_transformer(
     return TransformerBlock(norm(), attn, norm(), mlp(), norm(), mlp(), scale(), scale(), make_drop_path(drop_path))
 
 
-def build_head(ops, space: SearchSpace, plan: HeadPlan, dropout: float | None = None) -> MBPoolHead:
+def build_head(ops: LayerOps, space: SearchSpace, plan: HeadPlan, dropout: float | None = None) -> MBPoolHead:
     """MBPool head, (B, plan.in_channels, s, s) -> (B, plan.num_classes); ``num_classes=0`` gives an identity
     classifier (pooled features), ``dropout`` defaults to the space's."""
     act = space.activation
@@ -121,9 +131,56 @@ def build_head(ops, space: SearchSpace, plan: HeadPlan, dropout: float | None = 
     return MBPoolHead(expand, mix, make_activation(act), dropout, make_classifier(ops, plan.width, plan.num_classes))
 
 
-def make_classifier(ops, width: int, num_classes: int) -> nn.Module:
+def make_classifier(ops: LayerOps, width: int, num_classes: int) -> nn.Module:
     """The head's last linear, (B, width) -> (B, num_classes); ``nn.Identity`` for ``num_classes=0``."""
     return ops.linear(width, num_classes) if num_classes > 0 else nn.Identity()
+
+
+# -------------------------------------------------------------------------------------------------- largest
+def build_largest_layers(space: SearchSpace, num_classes: int) -> tuple[ConvBnAct, nn.ModuleList, MBPoolHead]:
+    """The stem, stages (a ``ModuleList`` of block ``ModuleList``s) and head of a supernet over ``space``: elastic ops
+    holding the largest weight of every choice, sized from the largest subnet's plans."""
+    largest = plan_subnet(space.max_subnet(), num_classes)
+    in_widths = space.stem.widths
+    stages = []
+    for index, block_plans in enumerate(largest.stages):
+        stages.append(nn.ModuleList(_largest_block(space, index, in_widths, p, i) for i, p in enumerate(block_plans)))
+        in_widths = space.stages[index].widths
+    stem, head = build_stem(ElasticOps, space, largest.stem), build_head(ElasticOps, space, largest.head)
+    return stem, nn.ModuleList(stages), head
+
+
+def _largest_block(space: SearchSpace, index: int, in_widths: tuple[int, ...], plan: BlockPlan, position: int):
+    """Block ``position`` of stage ``index`` with elastic ops, holding the largest weights of every choice.
+
+    ``plan`` is the block in the largest subnet; the widths its input can have (``in_widths`` for the stage's first
+    block) decide the widest expansion and squeeze-excite, whether a shortcut conv is needed, and for a transformer
+    block which switchable-scale settings occur.
+    """
+    spec = space.stages[index]
+    if not isinstance(plan, MBConvPlan):
+        return build_transformer(ElasticOps, space, plan, scale_keys=_scale_keys(space, index, position))
+    widths = in_widths if position == 0 else spec.widths
+    ratios = spec.expand_ratios
+    mids = [expanded_channels(w, t, space.channel_divisor) if t != 1 else w for w in widths for t in ratios]
+    se = max(squeeze_channels(m, space.se_reduction, space.channel_divisor) for m in mids) if spec.se else 0
+    widest = dataclasses.replace(plan, mid_channels=max(mids), expand=any(t != 1 for t in ratios), se_channels=se)
+    shortcut_conv = position == 0 and any(a != b for a in widths for b in spec.widths)
+    return build_mbconv(ElasticOps, space, widest, shortcut_conv=shortcut_conv)
+
+
+def _scale_keys(space: SearchSpace, index: int, position: int) -> tuple[str, ...]:
+    """Every switchable-scale setting block ``position`` of transformer stage ``index`` runs in some subnet."""
+    spec = space.stages[index]
+    sizes = {space.stage_sizes(r)[index] for r in space.resolutions}
+    keys = {
+        scale_key(space, index, StageChoice(width, depth, spec.kernels[0], spec.expand_ratios[0]), size)
+        for width in spec.widths
+        for depth in spec.depths
+        if depth > position
+        for size in sizes
+    }
+    return tuple(sorted(keys))
 
 
 # ------------------------------------------------------------------------------------------------- activate

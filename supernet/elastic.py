@@ -5,7 +5,7 @@ the input tensor; output widths, kernel sizes and other choices are ``active_*``
 :meth:`supernet.Supernet.set_active_subnet` writes. ``forward`` never changes them.
 
 Each op has a standard twin used by exported models (``nn.Conv2d`` for :class:`ElasticConv2d`, ...);
-:func:`exported_state` gives the tensors the twin should hold.
+:func:`exported_state` gives the tensors the twin should hold: the same slices the op runs.
 """
 
 from __future__ import annotations
@@ -187,3 +187,35 @@ class ElasticRelativePositionBias(nn.Module):
             self.size - rows : self.size + rows - 1, self.size - cols : self.size + cols - 1, : self.active_heads
         ]
         return crop.reshape(-1, self.active_heads)
+
+
+def exported_state(supernet: nn.Module, static: nn.Module, keep_vars: bool = False) -> dict[str, Tensor]:
+    """The static model's state dict filled from the supernet's active subnet: leading slices, centre-cropped
+    kernels, the selected switchable scale and the position table cropped to the window.
+
+    With ``keep_vars`` the values stay attached to the supernet's parameters (autograd can trace which
+    entries of each supernet tensor a subnet uses); otherwise they are detached copies.
+    """
+    modules = dict(supernet.named_modules())
+    source = supernet.state_dict(keep_vars=keep_vars)
+    state = {}
+    for key, target in static.state_dict().items():
+        module_name, _, _ = key.rpartition(".")
+        module = modules[module_name]
+        if isinstance(module, SwitchableScale):
+            value = module.active_vector(target.shape[0])
+        elif isinstance(module, ElasticRelativePositionBias):
+            value = module.cropped_table()
+        else:
+            value = _slice_to(source[key], target.shape)
+        state[key] = value if keep_vars else value.detach().clone()
+    return state
+
+
+def _slice_to(tensor: Tensor, shape: torch.Size) -> Tensor:
+    """Leading slice of ``tensor`` to ``shape``; the two kernel dims of a conv weight are centre-cropped."""
+    index = []
+    for dim, (have, want) in enumerate(zip(tensor.shape, shape)):
+        start = (have - want) // 2 if tensor.dim() == 4 and dim >= 2 else 0
+        index.append(slice(start, start + want))
+    return tensor[tuple(index)]

@@ -1,6 +1,12 @@
-"""Layer factories: the same block builders make a supernet (elastic ops) or a static model (standard layers)."""
+"""Layer factories: the same block builders make a supernet (elastic ops) or a static model (standard layers).
+
+:class:`LayerOps` names what a builder may ask for; :class:`StaticOps` and :class:`ElasticOps` answer it side by side,
+so each standard layer of an exported model sits next to the elastic op that holds its weights in the supernet.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
 
 from torch import nn
 
@@ -16,6 +22,43 @@ from supernet.elastic import (
     SwitchableScale,
 )
 from supernet.layers import ConvBnAct, HeadMix, LayerScale, RelativePositionBias, TokenChannelLayerNorm
+
+
+@runtime_checkable
+class LayerOps(Protocol):
+    """The layer factories of :mod:`supernet.builders`; the builders pass the class itself (every member is static)."""
+
+    def conv(
+        self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, depthwise: bool = False, bias: bool = False
+    ) -> nn.Module:
+        """'same'-padded conv, (B, in_ch, H, W) -> (B, out_ch, H / stride, W / stride); depthwise keeps in_ch."""
+
+    def shortcut_conv(self, in_ch: int, out_ch: int) -> nn.Module:
+        """1x1 conv of an MBConv shortcut, (B, in_ch, H, W) -> (B, out_ch, H, W)."""
+
+    def batch_norm(self, channels: int) -> nn.Module:
+        """BatchNorm over (B, channels, H, W)."""
+
+    def linear(self, in_features: int, out_features: int, bias: bool = True) -> nn.Module:
+        """(..., in_features) -> (..., out_features)."""
+
+    def head_mix(self, heads_in: int, heads_out: int) -> nn.Module:
+        """Talking-heads mix, (B, heads_in, n, m) -> (B, heads_out, n, m)."""
+
+    def conv_bn_act(self, conv: nn.Module, bn: nn.Module, act: nn.Module) -> nn.Module:
+        """conv - BN - activation."""
+
+    def optional_conv_bn_act(self, conv: nn.Module, bn: nn.Module, act: nn.Module) -> nn.Module:
+        """conv - BN - activation that a subnet may skip (an MBConv expand with ratio 1)."""
+
+    def layer_norm(self, channels: int, eps: float, over_tokens: bool) -> nn.Module:
+        """LayerNorm over the channels of (B, N, channels), or over tokens and channels with ``over_tokens``."""
+
+    def scale(self, channels: int, keys: list[str], init: float, reference_factor: bool) -> nn.Module:
+        """Per-channel scale of a residual branch, (..., channels) -> (..., channels); one vector per key."""
+
+    def position_bias(self, window: tuple[int, int], table_size: int, heads: int) -> nn.Module:
+        """Relative-position bias of a window, () -> (heads, n, n); the table covers a ``table_size`` map."""
 
 
 class StaticOps:

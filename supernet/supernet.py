@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import torch
 from torch import Tensor, nn
 
-from search_space import SearchSpace, SpaceError, StageChoice, SubnetConfig, plan_subnet
-from search_space.arithmetic import expanded_channels, squeeze_channels
-from search_space.plan import BlockPlan, MBConvPlan, SubnetPlan, scale_key
-from supernet.builders import (
-    activate_block,
-    activate_head,
-    activate_stem,
-    build_head,
-    build_mbconv,
-    build_stem,
-    build_transformer,
-)
-from supernet.elastic import ElasticRelativePositionBias, SwitchableScale
+from search_space import SearchSpace, SpaceError, SubnetConfig, plan_subnet
+from search_space.plan import SubnetPlan
+from supernet.builders import activate_block, activate_head, activate_stem, build_largest_layers
+from supernet.elastic import exported_state
 from supernet.init import init_weights
 from supernet.layers import resize_input
-from supernet.ops import ElasticOps
 from supernet.static_model import NASViT
 
 logger = logging.getLogger(__name__)
@@ -46,17 +35,7 @@ class Supernet(nn.Module):
         super().__init__()
         self.space = space
         self.num_classes = space.num_classes if num_classes is None else num_classes
-        largest = plan_subnet(space.max_subnet(), self.num_classes)  # elastic layers hold its sizes
-        self.stem = build_stem(ElasticOps, space, largest.stem)
-        in_widths = space.stem.widths
-        stages = []
-        for index, block_plans in enumerate(largest.stages):
-            stages.append(
-                nn.ModuleList(_largest_block(space, index, in_widths, p, i) for i, p in enumerate(block_plans))
-            )
-            in_widths = space.stages[index].widths
-        self.stages = nn.ModuleList(stages)
-        self.head = build_head(ElasticOps, space, largest.head)
+        self.stem, self.stages, self.head = build_largest_layers(space, self.num_classes)
         init_weights(self)
         self.set_active_subnet(space.max_subnet())
 
@@ -115,68 +94,3 @@ class Supernet(nn.Module):
             parts = name.split(".")
             mapping[name] = names[parts[1]] if parts[0] == "stages" else names[parts[0]]
         return mapping
-
-
-def _largest_block(space: SearchSpace, index: int, in_widths: tuple[int, ...], plan: BlockPlan, position: int):
-    """Block ``position`` of stage ``index`` with elastic ops, holding the largest weights of every choice.
-
-    ``plan`` is the block in the largest subnet; the widths its input can have (``in_widths`` for the stage's first
-    block) decide the widest expansion and squeeze-excite, whether a shortcut conv is needed, and for a transformer
-    block which switchable-scale settings occur.
-    """
-    spec = space.stages[index]
-    if not isinstance(plan, MBConvPlan):
-        return build_transformer(ElasticOps, space, plan, scale_keys=_scale_keys(space, index, position))
-    widths = in_widths if position == 0 else spec.widths
-    ratios = spec.expand_ratios
-    mids = [expanded_channels(w, t, space.channel_divisor) if t != 1 else w for w in widths for t in ratios]
-    se = max(squeeze_channels(m, space.se_reduction, space.channel_divisor) for m in mids) if spec.se else 0
-    widest = dataclasses.replace(plan, mid_channels=max(mids), expand=any(t != 1 for t in ratios), se_channels=se)
-    shortcut_conv = position == 0 and any(a != b for a in widths for b in spec.widths)
-    return build_mbconv(ElasticOps, space, widest, shortcut_conv=shortcut_conv)
-
-
-def _scale_keys(space: SearchSpace, index: int, position: int) -> tuple[str, ...]:
-    """Every switchable-scale setting block ``position`` of transformer stage ``index`` runs in some subnet."""
-    spec = space.stages[index]
-    sizes = {space.stage_sizes(r)[index] for r in space.resolutions}
-    keys = {
-        scale_key(space, index, StageChoice(width, depth, spec.kernels[0], spec.expand_ratios[0]), size)
-        for width in spec.widths
-        for depth in spec.depths
-        if depth > position
-        for size in sizes
-    }
-    return tuple(sorted(keys))
-
-
-def exported_state(supernet: Supernet, static: NASViT, keep_vars: bool = False) -> dict[str, Tensor]:
-    """The static model's state dict filled from the supernet's active subnet: leading slices, centre-cropped
-    kernels, the selected switchable scale and the position table cropped to the window.
-
-    With ``keep_vars`` the values stay attached to the supernet's parameters (autograd can trace which
-    entries of each supernet tensor a subnet uses); otherwise they are detached copies.
-    """
-    modules = dict(supernet.named_modules())
-    source = supernet.state_dict(keep_vars=keep_vars)
-    state = {}
-    for key, target in static.state_dict().items():
-        module_name, _, _ = key.rpartition(".")
-        module = modules[module_name]
-        if isinstance(module, SwitchableScale):
-            value = module.active_vector(target.shape[0])
-        elif isinstance(module, ElasticRelativePositionBias):
-            value = module.cropped_table()
-        else:
-            value = _slice_to(source[key], target.shape)
-        state[key] = value if keep_vars else value.detach().clone()
-    return state
-
-
-def _slice_to(tensor: Tensor, shape: torch.Size) -> Tensor:
-    """Leading slice of ``tensor`` to ``shape``; the two kernel dims of a conv weight are centre-cropped."""
-    index = []
-    for dim, (have, want) in enumerate(zip(tensor.shape, shape)):
-        start = (have - want) // 2 if tensor.dim() == 4 and dim >= 2 else 0
-        index.append(slice(start, start + want))
-    return tensor[tuple(index)]

@@ -11,6 +11,7 @@ import torch
 
 from search_space import load_space
 from supernet import NASViT, Supernet, recalibrate_bn
+from supernet.ops import ElasticOps, LayerOps, StaticOps
 from tests.supernet_helpers import images, randomize
 
 
@@ -63,3 +64,10 @@ def test_bn_recalibration_is_a_cumulative_average_and_restores_modes():
 def test_bn_recalibration_needs_batches():
     with pytest.raises(ValueError, match="at least one batch"):
         recalibrate_bn(NASViT(load_space("tiny").min_subnet()), [])
+
+
+def test_both_layer_factories_answer_every_request_of_the_builders():
+    members = [name for name in vars(LayerOps) if not name.startswith("_")]
+    assert len(members) == 10
+    for ops in (StaticOps, ElasticOps):
+        assert isinstance(ops, LayerOps) and all(callable(getattr(ops, name)) for name in members), ops

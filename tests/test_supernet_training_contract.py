@@ -10,7 +10,7 @@ import torch
 
 from search_space import load_space
 from supernet import NASViT, Supernet
-from supernet.supernet import exported_state
+from supernet.elastic import exported_state
 from tests.supernet_helpers import images, randomize
 
 
