@@ -59,6 +59,7 @@ from nasvit.config.train import OptimConfig, ProjectionConfig, SandwichConfig
 from nasvit.data import DataConfig
 from search_space import SearchSpace, SubnetConfig, load_space
 from supernet import Supernet, optimize_for_inference, recalibrate_bn
+from supernet.bn_calibration import BatchNormSnapshot
 from supernet.training.losses import smoothed_one_hot
 from supernet.training.sandwich import SandwichStep, StepResult, parameter_groups, sample_subnets
 
@@ -193,6 +194,7 @@ class Trainer:
         self.optimizer = create_optimizer_v2(
             net, opt="adamw", lr=lr, weight_decay=optim.weight_decay, betas=optim.betas
         )
+        self.batch_norms = BatchNormSnapshot(net)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -200,11 +202,15 @@ class Trainer:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
     def update(self, batch: tuple[Tensor, Tensor], subnets: list[tuple[str, SubnetConfig]]) -> StepResult:
-        """One optimiser step on (images (B, 3, S, S), soft targets (B, K)); a non-finite step only clears grads."""
+        """One optimiser step on (images (B, 3, S, S), soft targets (B, K)); a non-finite step clears the grads and
+        puts back the BatchNorm statistics its passes moved."""
         self.net.train()
+        self.batch_norms.save()
         result = self.sandwich.run([batch], subnets, project=self.projection.enabled)
         if result.finite:
             self._step()
+        else:
+            self.batch_norms.restore()
         self.optimizer.zero_grad(set_to_none=True)
         return result
 

@@ -53,11 +53,11 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor | tuple | list]) -
 
 
 class BatchNormSnapshot:
-    """The running means and variances of every BatchNorm of a module, saved and put back (a skipped training step
-    must leave no trace in what the model computes)."""
+    """The running means, variances and batch counts of every BatchNorm of a module, saved and put back (a skipped
+    training step must leave no trace in the model)."""
 
     def __init__(self, module: nn.Module):
-        names = ("running_mean", "running_var")
+        names = ("running_mean", "running_var", "num_batches_tracked")
         self.buffers = [buffer for name, buffer in module.named_buffers() if name.endswith(names)]
         self.saved: list[Tensor] = []
 

@@ -165,11 +165,12 @@ def run_our_step(
         ema=None,
         nan_skips=0,
         _autocast=nullcontext,
+        _scale_loss=lambda loss: loss,
     )
     before = {name: p.detach().clone() for name, p in params.items()}
     TrainRecipe._setup_step(recipe)
     result = TrainRecipe._compute_gradients(recipe, [(images, targets)], epoch)
     assert result.finite and result.clipped_norm is not None
-    TrainingEngine._apply(recipe, result)
+    TrainingEngine._apply_gradients(recipe, result)
     updates = {name: p.detach() - before[name] for name, p in params.items()}
     return {name: update for name, update in updates.items() if update.abs().max() > 0}

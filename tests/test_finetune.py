@@ -15,6 +15,7 @@ from nasvit.config.finetune import FinetuneConfig
 from nasvit.config.loading import load_config
 from nasvit.data.digits import write_digits_folder
 from nasvit.export.directory import export_subnet, load_model
+from nasvit.recipes.engine import TrainingError
 from nasvit.recipes.finetune import FinetuneRecipe
 from nasvit.runtime import checkpoint
 from search_space import load_space
@@ -127,3 +128,20 @@ def test_distillation_from_the_supernet_largest_subnet_or_an_export(parent, tmp_
         summary = recipe.run()
         assert recipe.teacher is not None and not any(p.requires_grad for p in recipe.teacher.parameters())
         assert summary["steps"] == 2 and math.isfinite(recipe.main_losses[-1])
+
+
+def test_non_finite_steps_leave_the_weights_and_batchnorm_statistics_untouched(parent, folder, tmp_path, monkeypatch):
+    original = FinetuneRecipe._prepare
+
+    def poisoned(self, images, labels):
+        images, targets = original(self, images, labels)
+        return (images * float("nan") if self.step >= 1 else images), targets
+
+    monkeypatch.setattr(FinetuneRecipe, "_prepare", poisoned)
+    recipe = FinetuneRecipe(finetune_config(parent, folder, "max_nan_skips=2", "checkpoint_every_steps=1"), tmp_path)
+    with pytest.raises(TrainingError, match="not finite for 2 consecutive steps"):
+        recipe.run()
+    saved = checkpoint.load(checkpoint.latest(tmp_path), "nasvit-finetune-checkpoint/1")
+    assert saved["step"] == 1 and recipe.step == 2  # the second skip raised
+    for name, tensor in recipe.net.state_dict().items():
+        assert torch.equal(tensor, saved["model"][name]), name  # two skipped steps changed nothing, BN included

@@ -42,6 +42,7 @@ from nasvit.data import build_data, build_mixup, fixed_batches, make_loader, set
 from nasvit.errors import NasvitError
 from nasvit.recipes.run_log import RunLog
 from nasvit.runtime import checkpoint, distributed, run_directory
+from supernet.bn_calibration import BatchNormSnapshot
 from supernet.training.losses import smoothed_one_hot
 from supernet.training.sandwich import StepResult
 
@@ -102,6 +103,7 @@ class TrainingEngine:
         self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
         self.teacher = self._setup_teacher()
         self.mixup = build_mixup(config.data, self.data.num_classes)
+        self.batch_norms = BatchNormSnapshot(self.net)
         self._setup_step()
         self._setup_evaluation()
         if self.resume is not None:
@@ -193,8 +195,8 @@ class TrainingEngine:
         return {}
 
     def _compute_gradients(self, batches: list[tuple[torch.Tensor, torch.Tensor]], epoch: int) -> StepResult:
-        """Fill ``.grad`` of the model's parameters from prepared ``(images, soft targets)`` micro-batches; a result
-        that is not finite must leave the model's BN statistics as they were (the step is skipped)."""
+        """Fill ``.grad`` of the model's parameters, averaged over processes, from prepared ``(images, soft targets)``
+        micro-batches; return this process's losses (the first is the one the run log follows)."""
         raise NotImplementedError
 
     def _evaluate_model(self) -> dict[str, float]:
@@ -253,55 +255,65 @@ class TrainingEngine:
         return {"steps": self.step, "steps_this_run": self.step - start, "seconds": elapsed, **last_eval}
 
     def _optimizer_step(self, micro: list, epoch: int) -> str:
+        """One optimiser step, top to bottom; returns the progress bar's status.
+
+        The micro-batches become (images (B, 3, S, S), soft targets (B, K)) on the device; the recipe fills ``.grad``
+        with their gradient averaged over processes. A loss that is not finite on any process skips the step on all
+        of them and puts back the BatchNorm statistics its forward passes moved; otherwise the gradient is applied.
+        """
         started = time.perf_counter()
-        prepared = [self._prepare(images, labels) for images, labels in micro]
+        batches = [self._prepare(images, labels) for images, labels in micro]
         self.net.train()
-        result = self._compute_gradients(prepared, epoch)
-        grad_norm = self._apply(result)
+        self.batch_norms.save()
+        result = self._compute_gradients(batches, epoch)
+        if distributed.true_everywhere(result.finite, self.ctx.device):
+            self.nan_skips = 0
+            grad_norm = self._apply_gradients(result)
+        else:
+            self.batch_norms.restore()
+            grad_norm = self._count_skipped_step(result.losses)
+        self.optimizer.zero_grad(set_to_none=True)
         self.main_losses.append(next(iter(result.losses.values())))
         self.step += 1
         self.scheduler.step_update(num_updates=self.step)
-        images = sum(images.shape[0] for images, _ in prepared) * self.ctx.world_size
+        images = sum(images.shape[0] for images, _ in batches) * self.ctx.world_size
         throughput = images / (time.perf_counter() - started)
         if self.step % self.config.log_every == 0 or self.step == 1:
             self._log_step(result, grad_norm, throughput)
         losses = " ".join(f"{slot} {loss:.3f}" for slot, loss in list(result.losses.items())[:2])
         return f"{losses} lr {self.optimizer.param_groups[0]['lr']:.2e} {throughput:.0f} img/s"
 
-    def _apply(self, result: StepResult) -> float:
-        """Clip and step on a finite result; count and check non-finite ones."""
-        if not result.finite:
-            self.nan_skips += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            logger.warning(
-                "step %d: non-finite loss %s; step skipped (%d in a row)", self.step, result.losses, self.nan_skips
-            )
-            if self.nan_skips >= self.config.max_nan_skips:
-                raise TrainingError(
-                    f"the loss was not finite for {self.nan_skips} consecutive steps (last: {result.losses}); "
-                    f"stopped at step {self.step}. The last good checkpoint is {self.last_checkpoint or 'none'}. "
-                    "Lower optim.lr, enable optim.clip_grad, or train in precision=fp32"
-                )
-            return float("nan")
-        self.nan_skips = 0
+    def _apply_gradients(self, result: StepResult) -> float:
+        """Unscale, clip (unless the step clipped itself) and apply ``.grad``, share rank 0's BatchNorm statistics and
+        update the EMA; returns the gradient's global norm before clipping."""
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        if result.clipped_norm is not None:  # the step clipped part of the gradient itself (the reference rule)
-            norm = result.clipped_norm
-        else:
+        norm = result.clipped_norm
+        if norm is None:
             params = [p for p in self.net.parameters() if p.grad is not None]
             clip = self.config.optim.clip_grad
-            norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
+            norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf))
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        distributed.broadcast_module(self.net, buffers_only=True)  # BN statistics of rank 0 everywhere
+        distributed.broadcast_module(self.net, buffers_only=True)
         if self.ema is not None:
             self.ema.update(self.net, step=self.step)
-        return float(norm)
+        return norm
+
+    def _count_skipped_step(self, losses: dict[str, float]) -> float:
+        """Count a skipped step; raise once ``max_nan_skips`` come in a row. Returns the step's gradient norm (NaN)."""
+        self.nan_skips += 1
+        logger.warning("step %d: non-finite loss %s; step skipped (%d in a row)", self.step, losses, self.nan_skips)
+        if self.nan_skips >= self.config.max_nan_skips:
+            raise TrainingError(
+                f"the loss was not finite for {self.nan_skips} consecutive steps (last: {losses}); "
+                f"stopped at step {self.step}. The last good checkpoint is {self.last_checkpoint or 'none'}. "
+                "Lower optim.lr, enable optim.clip_grad, or train in precision=fp32"
+            )
+        return float("nan")
 
     def _prepare(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Move a batch to the device and turn labels into soft targets (mixup, teacher or label smoothing)."""
@@ -317,6 +329,10 @@ class TrainingEngine:
             with torch.no_grad(), self._autocast():
                 targets = self._teacher_targets(images, targets)
         return images, targets
+
+    def _scale_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss to backpropagate: scaled by the grad scaler in fp16, else itself."""
+        return self.scaler.scale(loss) if self.scaler is not None else loss
 
     def _teacher_targets(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(B, classes) soft targets from the teacher; recipes may blend them with ``targets``."""

@@ -28,7 +28,6 @@ from nasvit.export.directory import ExportOptions, ExportReport, load_model, rea
 from nasvit.recipes.engine import TrainingEngine
 from nasvit.runtime import checkpoint, distributed, run_directory
 from supernet import NASViT, recalibrate_bn
-from supernet.bn_calibration import BatchNormSnapshot
 from supernet.training.losses import soft_cross_entropy
 from supernet.training.sandwich import StepResult
 
@@ -62,9 +61,6 @@ class FinetuneRecipe(TrainingEngine):
     def _optimizer_options(self) -> dict[str, Any]:
         return {} if self.config.layer_decay is None else {"layer_decay": self.config.layer_decay}
 
-    def _setup_step(self) -> None:
-        self.batch_norms = BatchNormSnapshot(self.net)
-
     def _setup_teacher(self) -> nn.Module | None:
         source = self.config.distill.teacher
         if source is None:
@@ -97,24 +93,16 @@ class FinetuneRecipe(TrainingEngine):
         return weight * self.teacher(images).float().softmax(-1) + (1.0 - weight) * targets
 
     def _compute_gradients(self, batches: list, epoch: int) -> StepResult:
-        """Cross-entropy against the soft targets, averaged over the micro-batches, backward into ``.grad``."""
-        self.batch_norms.save()
+        """Cross-entropy against the soft targets, averaged over the micro-batches and processes, into ``.grad``."""
         total = torch.zeros((), device=self.ctx.device)
         for images, targets in batches:
             with self._autocast():
                 logits = self.net(images)
             loss = soft_cross_entropy(logits, targets) / len(batches)
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            self._scale_loss(loss).backward()
             total += loss.detach()
-        if self.ctx.distributed:
-            parameters = [p for p in self.net.parameters() if p.grad is not None]
-            for parameter, grad in zip(parameters, distributed.all_reduce_mean([p.grad for p in parameters])):
-                parameter.grad = grad
-            total = distributed.all_reduce_sum(total) / self.ctx.world_size  # a NaN on any rank skips on all
-        value = float(total)
-        if not math.isfinite(value):
-            self.batch_norms.restore()
-        return StepResult(losses={"loss": value}, conflicts=None, finite=math.isfinite(value))
+        distributed.average_gradients(self.net)
+        return StepResult(losses={"loss": float(total)})
 
     def _evaluate_model(self) -> dict[str, float]:
         model = self.ema.module if self.ema is not None else self.net

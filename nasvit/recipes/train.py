@@ -79,7 +79,7 @@ class TrainRecipe(TrainingEngine):
             projection_mode=projection.mode,
             measure_conflicts=projection.conflict_meter,
             autocast=self._autocast,
-            scale_loss=self.scaler.scale if self.scaler is not None else None,
+            scale_loss=self._scale_loss,
         )
 
     def _compute_gradients(self, batches: list, epoch: int) -> StepResult:

@@ -80,6 +80,21 @@ def all_reduce_mean(tensors: list[Tensor | None]) -> list[Tensor | None]:
     return [reduced.get(i) for i in range(len(tensors))]
 
 
+def average_gradients(module: nn.Module) -> None:
+    """Replace each ``.grad`` of ``module``'s parameters by its mean over all processes (no-op on one)."""
+    parameters = [p for p in module.parameters() if p.grad is not None]
+    for parameter, grad in zip(parameters, all_reduce_mean([p.grad for p in parameters])):
+        parameter.grad = grad
+
+
+def true_everywhere(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on every process, with one all-reduce (``flag`` itself on one process)."""
+    if not dist.is_initialized():
+        return flag
+    failures = all_reduce_sum(torch.tensor([0.0 if flag else 1.0], device=device))
+    return bool(failures.item() == 0.0)
+
+
 def all_reduce_sum(values: Tensor) -> Tensor:
     """Sum a tensor over all processes (identity on one)."""
     if dist.is_initialized():

@@ -1,9 +1,11 @@
 """One sandwich-rule step (NASViT, Gong et al. 2022): largest subnet on the targets, the smallest and random subnets
 distilled from the largest, then the two gradients combined with gradient projection.
 
-The step fills ``parameter.grad`` and leaves the optimiser step to the caller. With the paper's rule it leaves clipping
-to the caller too; with the reference code's rule (``rule="reference"``) it clips the smaller subnets' gradient itself,
-before the largest subnet's gradient is added, as the reference's training loop does.
+The step fills ``parameter.grad`` and leaves the optimiser step to the caller, and with it what a non-finite loss
+asks for (skipping the step on every process and putting back the BatchNorm statistics, as
+``TrainingEngine._optimizer_step`` does for ``nasvit train``). With the paper's rule it leaves clipping to the caller
+too; with the reference code's rule (``rule="reference"``) it clips the smaller subnets' gradient itself, before the
+largest subnet's gradient is added, as the reference's training loop does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import torch
 from torch import Tensor, nn
 
 from search_space import SubnetConfig
-from supernet.bn_calibration import BatchNormSnapshot
 from supernet.elastic import SwitchableScale
 from supernet.supernet import Supernet
 from supernet.training.alpha_divergence import adaptive_alpha_divergence
@@ -49,20 +50,24 @@ def sample_subnets(net: Supernet, seed: int, step: int, num_random: int) -> list
 
 @dataclass
 class StepResult:
-    """What one sandwich step measured (host values, for logging)."""
+    """What one step's gradients measured on this process (host values, for logging)."""
 
     losses: dict[str, float]
-    conflicts: ConflictStats | None
-    finite: bool
+    conflicts: ConflictStats | None = None
     clipped_norm: float | None = None  # set when the step clipped itself: the norm before clipping
+
+    @property
+    def finite(self) -> bool:
+        """Every loss of this process is finite (a step is taken only when it holds on every process)."""
+        return all(math.isfinite(value) for value in self.losses.values())
 
 
 class SandwichStep:
     """Runs the sandwich rule on batches and writes the combined gradient into ``.grad``.
 
     The settings of a run are fixed here; :meth:`run` takes what changes from step to step. A step whose loss is
-    not finite leaves no trace: its gradients are cleared and the BatchNorm statistics its forward passes moved are
-    put back.
+    not finite on this process leaves ``.grad`` empty; its forward passes have moved the BatchNorm statistics, which
+    the caller puts back (:class:`~supernet.bn_calibration.BatchNormSnapshot`).
 
     Args:
         net: the supernet (not wrapped: gradients are synchronised through ``sync``).
@@ -107,7 +112,6 @@ class SandwichStep:
         self.autocast = autocast
         self.scale_loss = scale_loss or (lambda loss: loss)
         self.units = reference_units(net) if rule == "reference" else None
-        self.batch_norms = BatchNormSnapshot(net)
 
     def run(
         self,
@@ -118,11 +122,9 @@ class SandwichStep:
         """One optimiser step's gradients over ``micro_batches`` of (images (B, 3, S, S), soft targets (B, K)).
 
         ``subnets[0]`` is the largest; the others are distilled from it. Losses are divided by the number of
-        micro-batches. When any loss is non-finite on any process the gradients are cleared, the BN statistics
-        restored and ``finite`` is False. ``project`` False sums the gradients (the reference rule keeps its other
-        details).
+        micro-batches. When a loss of this process is not finite, ``.grad`` is left empty and ``finite`` is False.
+        ``project`` False sums the gradients (the reference rule keeps its other details).
         """
-        self.batch_norms.save()
         totals = {slot: torch.zeros((), device=self.params[0].device) for slot, _ in subnets}  # one sync a step
         teacher_logits = self._largest_pass(micro_batches, subnets[0], totals)
         largest = self._take_gradients()
@@ -130,13 +132,11 @@ class SandwichStep:
             self._distilled_pass(micro_batches, cfg, teacher_logits, totals, slot)
         others = self._take_gradients()
         values = (torch.stack(list(totals.values())) / len(micro_batches)).tolist()
-        losses = dict(zip(totals, values))
-        if not self._all_finite(losses):
-            self.batch_norms.restore()
-            return StepResult(losses, None, False)
-        clipped_norm = _clip_(others, self.clip_grad) if self.rule == "reference" else None
-        stats = self._combine(largest, others, project)
-        return StepResult(losses, stats, True, clipped_norm)
+        result = StepResult(dict(zip(totals, values)))
+        if result.finite:
+            result.clipped_norm = _clip_(others, self.clip_grad) if self.rule == "reference" else None
+            result.conflicts = self._combine(largest, others, project)
+        return result
 
     def _largest_pass(self, micro_batches, largest: tuple[str, SubnetConfig], totals: dict) -> list[Tensor]:
         """Backward of the largest subnet's loss on the targets; returns its (B, K) logits per micro-batch."""
@@ -182,11 +182,6 @@ class SandwichStep:
         for p in self.params:
             p.grad = None
         return self.sync(grads)
-
-    def _all_finite(self, losses: dict[str, float]) -> bool:
-        flag = torch.tensor([float(all(math.isfinite(v) for v in losses.values()))], device=self.params[0].device)
-        reduced = self.sync([flag])[0]
-        return bool(reduced.item() == 1.0)
 
 
 def _clip_(grads: list[Tensor | None], max_norm: float | None) -> float:
