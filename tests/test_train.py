@@ -17,9 +17,9 @@ from nasvit.recipes.train import TrainingError, TrainRecipe
 from nasvit.runtime import checkpoint
 
 TINY = "configs/train/tiny.yaml"
-FAST = [  # 4 steps per epoch on digits (half the training images held out); one random subnet per step
-    "data.batch_size=128",
-    "data.search_fraction=0.5",
+FAST = [  # 4 steps of 64 per epoch on digits (270 training images); one random subnet per step
+    "data.batch_size=64",
+    "data.search_fraction=0.65",
     "sandwich.num_random=1",
     "optim.epochs=3",
     "optim.warmup_epochs=0.5",
@@ -200,8 +200,8 @@ def test_imagenet_config_runs_one_step(tmp_path):
 def test_gradient_accumulation_takes_one_step_per_group_of_micro_batches(tmp_path):
     recipe = TrainRecipe(fast_config("optim.accumulation=2", "optim.epochs=1"), tmp_path)
     summary = recipe.run()
-    assert recipe.steps_per_epoch == 2 and summary["steps"] == 2  # 4 batches of 128 per epoch -> 2 steps of 2
-    assert recipe.lr == pytest.approx(0.04 * 256 / 512)  # linear scaling with the global batch
+    assert recipe.steps_per_epoch == 2 and summary["steps"] == 2  # 4 batches of 64 per epoch -> 2 steps of 2
+    assert recipe.lr == pytest.approx(0.04 * 128 / 512)  # linear scaling with the global batch
     assert all(torch.isfinite(p).all() for p in recipe.net.parameters())
 
 

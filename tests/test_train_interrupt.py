@@ -13,8 +13,8 @@ import nasvit.recipes.train as train_recipe
 from nasvit.cli import main
 
 SETTINGS = [
-    "data.batch_size=256",
-    "data.search_fraction=0.5",  # half the training images held out: 2 steps an epoch
+    "data.batch_size=128",
+    "data.search_fraction=0.65",  # 270 training images: 2 steps an epoch
     "sandwich.num_random=1",
     "device=cpu",
     "eval.bn_batches=1",
