@@ -117,9 +117,12 @@ def build_transformer(
     return TransformerBlock(norm(), attn, norm(), mlp(), norm(), mlp(), scale(), scale(), make_drop_path(drop_path))
 
 
-def build_head(ops: LayerOps, space: SearchSpace, plan: HeadPlan, dropout: float | None = None) -> MBPoolHead:
+def build_head(
+    ops: LayerOps, space: SearchSpace, plan: HeadPlan, dropout: float | None = None, pool: bool = True
+) -> MBPoolHead:
     """MBPool head, (B, plan.in_channels, s, s) -> (B, plan.num_classes); ``num_classes=0`` gives an identity
-    classifier (pooled features), ``dropout`` defaults to the space's."""
+    classifier (pooled features), ``dropout`` defaults to the space's; ``pool`` False keeps the maps (timm's
+    ``global_pool=''``)."""
     act = space.activation
     expand = ops.conv_bn_act(
         ops.conv(plan.in_channels, plan.expand_channels, 1),
@@ -128,7 +131,8 @@ def build_head(ops: LayerOps, space: SearchSpace, plan: HeadPlan, dropout: float
     )
     mix = ops.conv(plan.expand_channels, plan.width, 1)
     dropout = space.head.dropout if dropout is None else dropout
-    return MBPoolHead(expand, mix, make_activation(act), dropout, make_classifier(ops, plan.width, plan.num_classes))
+    classifier = make_classifier(ops, plan.width, plan.num_classes)
+    return MBPoolHead(expand, mix, make_activation(act), dropout, classifier, pool)
 
 
 def make_classifier(ops: LayerOps, width: int, num_classes: int) -> nn.Module:

@@ -111,7 +111,7 @@ def optimize_for_inference(model: nn.Module) -> nn.Module:
             module.conv, module.bn = fold_batch_norm(module.conv, module.bn), nn.Identity()
         elif isinstance(module, SqueezeExcite):
             module.reduce, module.expand = PooledPointwise(module.reduce), PooledPointwise(module.expand)
-        elif isinstance(module, MBPoolHead) and isinstance(module.mix, nn.Conv2d):  # not a pruned head
+        elif isinstance(module, MBPoolHead) and module.pool and isinstance(module.mix, nn.Conv2d):  # a pooled 1x1
             module.mix = PooledPointwise(module.mix)
         elif isinstance(module, TransformerBlock) and isinstance(module.scale_attn, LayerScale):
             _fold_branch_scales(module)

@@ -163,22 +163,38 @@ class Mlp(nn.Module):
 class MBPoolHead(nn.Module):
     """1x1 expand conv-BN-act - global pool - 1x1 conv (no BN, no bias) - act - dropout - linear.
 
-    (B, C, H, W) -> (B, num_classes); (B, width) pooled features when ``classifier`` is ``nn.Identity``.
+    (B, C, H, W) -> (B, num_classes); (B, width) pooled features when ``classifier`` is ``nn.Identity``. Without
+    ``pool`` (timm's ``global_pool=''``) the head acts at every position: (B, num_classes or width, H, W).
     """
 
-    def __init__(self, expand: nn.Module, mix: nn.Module, act: nn.Module, dropout: float, classifier: nn.Module):
+    def __init__(
+        self,
+        expand: nn.Module,
+        mix: nn.Module,
+        act: nn.Module,
+        dropout: float,
+        classifier: nn.Module,
+        pool: bool = True,
+    ):
         super().__init__()
         self.expand, self.mix, self.act = expand, mix, act
         self.dropout = nn.Dropout(dropout)
         self.classifier = classifier
+        self.pool = pool
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> pooled features (B, width)."""
-        x = self.expand(x).mean((2, 3), keepdim=True)
-        return self.act(self.mix(x)).flatten(1)
+        """(B, C, H, W) -> pooled features (B, width), or (B, width, H, W) without ``pool``."""
+        x = self.expand(x)
+        if self.pool:
+            x = x.mean((2, 3), keepdim=True)
+        x = self.act(self.mix(x))
+        return x.flatten(1) if self.pool else x
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.dropout(self.forward_features(x)))
+        x = self.dropout(self.forward_features(x))
+        if self.pool:
+            return self.classifier(x)
+        return self.classifier(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # the linear over channels, per position
 
 
 def resize_input(x: Tensor, resolution: int, mode: str) -> Tensor:

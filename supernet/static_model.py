@@ -15,8 +15,8 @@ every input to ``resolution``, so ``reduction`` is relative to ``resolution``, n
 the input's size.
 """
 
-from __future__ import annotations
-
+# Annotations stay objects (no ``from __future__ import annotations``): torch.fx copies forward's into its graph,
+# which TorchScript then compiles.
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -49,17 +49,22 @@ class NASViT(nn.Module):
         drop_path_rate: stochastic depth of the last block; it rises linearly from 0 over all blocks. It acts on
             the branch of MBConv blocks with an identity shortcut and on the three branches of transformer blocks,
             in training only. 0 (the default) builds no drop-path layer at all.
+        global_pool: ``"avg"`` (the default; the head's average pool) or ``""`` (timm's no pooling: the head acts
+            at every position, so ``forward`` returns maps, (B, num_classes, h, w), or (B, head_hidden_size, h, w)
+            with ``num_classes=0``).
 
     Attributes:
         subnet: the subnet string (``search_space.load_subnet(model.subnet)`` rebuilds the config, which
             ``subnet_config`` holds).
         cost: analytical MACs, params and activations of this subnet with this classifier.
         feature_info: one dict per feature map (stem, then each stage): ``num_chs``, ``reduction``, ``module``.
-        num_features, head_hidden_size: width of the pooled features the classifier reads.
+        num_features: channels of the last feature map (``forward_features``' output), as in timm.
+        head_hidden_size: width of the pooled features the classifier reads (``forward_head(pre_logits=True)``).
         resolution, resize_mode, num_classes, in_chans, drop_rate: as named.
 
     Raises:
-        ValueError: ``drop_rate`` or ``drop_path_rate`` outside [0, 1), or a negative ``num_classes``.
+        ValueError: ``drop_rate`` or ``drop_path_rate`` outside [0, 1), a negative ``num_classes``, or a
+            ``global_pool`` other than ``"avg"`` and ``""``.
     """
 
     __jit_unused_properties__ = ["subnet_config"]  # noqa: RUF012 (TorchScript reads this class attribute)
@@ -71,10 +76,12 @@ class NASViT(nn.Module):
         in_chans: int | None = None,
         drop_rate: float | None = None,
         drop_path_rate: float = 0.0,
+        global_pool: str = "avg",
     ):
         super().__init__()
         space = cfg.space
         _check_num_classes(num_classes)
+        _check_pool(global_pool)
         _check_rate("drop_rate", drop_rate)
         _check_rate("drop_path_rate", drop_path_rate)
         plan = plan_subnet(cfg, num_classes)
@@ -87,15 +94,15 @@ class NASViT(nn.Module):
         )
         self.drop_rate: float = space.head.dropout if drop_rate is None else drop_rate
         head = plan.head
-        self.head = build_head(StaticOps, space, head, self.drop_rate)
+        self.head = build_head(StaticOps, space, head, self.drop_rate, pool=global_pool == "avg")
         self._cfg = cfg  # TorchScript skips this attribute: scripted models keep the string form only
         self.subnet: str = str(cfg)
         self.resolution: int = cfg.resolution
         self.resize_mode: str = space.resize_mode
         self.num_classes: int = head.num_classes
-        self.num_features: int = head.width
-        self.head_hidden_size: int = head.width
         self.feature_info: list[dict[str, Any]] = _feature_info(cfg, plan)
+        self.num_features: int = self.feature_info[-1]["num_chs"]
+        self.head_hidden_size: int = head.width
         self.grad_checkpointing: bool = False
         self.cost: dict[str, int] = _cost(cfg, self.num_classes)
         init_weights(self)
@@ -116,7 +123,7 @@ class NASViT(nn.Module):
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Feature map -> logits (B, num_classes), or pooled features (B, num_features) with ``pre_logits``."""
+        """Feature map -> logits (B, num_classes), or pooled features (B, head_hidden_size) with ``pre_logits``."""
         return self.head.forward_features(x) if pre_logits else self.head(x)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -124,21 +131,22 @@ class NASViT(nn.Module):
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
-        """The last linear (B, num_features) -> (B, num_classes); ``nn.Identity`` when ``num_classes`` is 0."""
+        """The last linear (B, head_hidden_size) -> (B, num_classes); ``nn.Identity`` when ``num_classes`` is 0."""
         return self.head.classifier
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the classifier by a new, randomly initialised one of ``num_classes`` outputs (0: none).
+        """Replace the classifier by a new, randomly initialised one of ``num_classes`` outputs (0: none); a
+        ``global_pool`` of ``"avg"`` or ``""`` also sets the head's pooling (None keeps it; see the class).
 
         Raises:
-            ValueError: ``global_pool`` is not ``None`` or ``"avg"`` (the head always averages), or a negative
-                ``num_classes``.
+            ValueError: a ``global_pool`` other than None, ``"avg"`` and ``""``, or a negative ``num_classes``.
         """
-        if global_pool not in (None, "avg"):
-            raise ValueError(f"NASViT's head always average-pools; got global_pool={global_pool!r}, pass None or 'avg'")
         _check_num_classes(num_classes)
+        if global_pool is not None:
+            _check_pool(global_pool)
+            self.head.pool = global_pool == "avg"
         reference = self.stem.conv.weight
-        classifier = make_classifier(StaticOps, self.num_features, num_classes)
+        classifier = make_classifier(StaticOps, self.head_hidden_size, num_classes)
         init_weights(classifier)
         self.head.classifier = classifier.to(device=reference.device, dtype=reference.dtype).train(self.training)
         self.num_classes = num_classes
@@ -239,6 +247,13 @@ class NASViT(nn.Module):
 def _check_num_classes(num_classes: int | None) -> None:
     if num_classes is not None and num_classes < 0:
         raise ValueError(f"num_classes={num_classes} is negative; pass 0 for pooled features or a class count")
+
+
+def _check_pool(global_pool: str) -> None:
+    if global_pool not in ("avg", ""):
+        raise ValueError(
+            f"NASViT's head average-pools or keeps the maps; got global_pool={global_pool!r}, pass 'avg' or ''"
+        )
 
 
 def _check_rate(name: str, rate: float | None) -> None:

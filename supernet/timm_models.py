@@ -1,8 +1,22 @@
-"""Registers NASViT subnets with timm as ``nasvit_subnet`` (importing ``supernet`` or ``nasvit`` does it).
+"""Registers NASViT with timm (importing ``supernet`` or ``nasvit`` does it): named models and ``nasvit_subnet``.
 
-    timm.create_model("nasvit_subnet", subnet="<subnet string>", num_classes=10)      # random init
+    timm.create_model("nasvit_min")                                                    # named: random init
+    timm.create_model("nasvit_max", pretrained=True, pretrained_cfg_overlay=dict(file="runs/x/model.safetensors"))
+    timm.create_model("nasvit_subnet", subnet="<subnet string>", num_classes=10)      # any subnet, random init
     timm.create_model("nasvit_subnet", export_dir="runs/tiny-export", pretrained=True)  # an exported model
     timm.create_model("nasvit_subnet", export_dir=DIR, pretrained=True, num_classes=5)  # new classifier
+
+The named models are subnets of the ``nasvit`` space with timm's complete default configs (:data:`NAMED_SUBNETS`):
+``nasvit_min`` (its smallest subnet, 192 px) and ``nasvit_max`` (its largest, 288 px). An export of the same subnet
+holds the same tensor names and shapes, so its ``model.safetensors`` loads into the named model (with another
+``num_classes``, everything but the classifier). ``nasvit_subnet`` without ``subnet`` or ``export_dir`` is
+``nasvit_min``'s subnet, so that every registered name builds a model.
+
+Every configuration declares ``fixed_input_size``, as timm does for Swin and LeViT: the relative-position tables,
+attention windows and switchable scales of the transformer stages belong to the map sizes of one resolution. An
+input of another size is resized to it inside the model (as ``nasvit eval``, the exports and their ONNX files do),
+so feature maps keep the sizes of that resolution. The resize is a leaf for ``torch.fx`` (timm's notrace
+registry), with the MBConv shortcut, whose pooling pads odd maps.
 
 The model is built by timm's ``build_model_with_cfg``, so timm's own arguments behave as for timm's models:
 ``num_classes`` (0: pooled features), ``in_chans`` (pretrained stems adapted by timm), ``drop_rate``,
@@ -28,10 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from timm.data import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import FeatureDictNet, PretrainedCfg, build_model_with_cfg, register_model
+from timm.layers import register_notrace_function, register_notrace_module
+from timm.models import FeatureDictNet, PretrainedCfg, build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
-from search_space import SubnetConfig, load_subnet, parse_space
+from search_space import SubnetConfig, load_space, load_subnet, parse_space
+from supernet.layers import Shortcut, resize_input
 from supernet.static_model import NASViT
 
 SUBNET_FILE, WEIGHTS_FILE = "subnet.json", "model.safetensors"  # the files of an export directory
@@ -39,10 +55,22 @@ MODEL_NAME = "nasvit_subnet"
 # Where timm finds the stem conv (to adapt it to in_chans) and the classifier (dropped for another num_classes).
 MODEL_PRETRAINED_CFG = {"first_conv": "stem.conv", "classifier": "head.classifier"}
 
-_MODEL_KWARGS = ("num_classes", "in_chans", "drop_rate", "drop_path_rate")
+_MODEL_KWARGS = ("num_classes", "in_chans", "drop_rate", "drop_path_rate", "global_pool")
 _FEATURE_KWARGS = ("features_only", "out_indices", "feature_cls")
 _WEIGHT_SOURCES = ("state_dict", "file", "url", "hf_hub_id")
 _PRETRAINED_CFG_FIELDS = frozenset(field.name for field in dataclasses.fields(PretrainedCfg))
+
+NAMED_SPACE = "nasvit"
+NAMED_SUBNETS = {"nasvit_min": "min", "nasvit_max": "max"}  # model name -> which subnet of NAMED_SPACE
+
+register_notrace_function(resize_input)  # shape-dependent Python branches: leaves of an FX graph
+register_notrace_module(Shortcut)
+
+
+def named_subnet(name: str) -> SubnetConfig:
+    """The subnet of the named model ``name`` (a key of :data:`NAMED_SUBNETS`)."""
+    space = load_space(NAMED_SPACE)
+    return space.min_subnet() if NAMED_SUBNETS[name] == "min" else space.max_subnet()
 
 
 @register_model
@@ -65,24 +93,29 @@ def nasvit_subnet(
         ValueError: neither or both of ``subnet`` and ``export_dir``, an ``export_dir`` that is not an export,
             ``pretrained=True`` without a weights file, or an argument this model does not take.
     """
-    pretrained_cfg = _as_dict(kwargs.pop("pretrained_cfg", None))
+    cfg, source_cfg = _source(subnet, export_dir)
+    return _build(MODEL_NAME, cfg, source_cfg, pretrained, kwargs)
+
+
+def _build(name: str, cfg: SubnetConfig, source_cfg: dict[str, Any], pretrained: bool, kwargs: dict[str, Any]):
+    """The model ``name`` of ``cfg`` through timm's ``build_model_with_cfg``, ``source_cfg`` its pretrained_cfg."""
+    pretrained_cfg = {**source_cfg, **_as_dict(kwargs.pop("pretrained_cfg", None), name)}
     overlay = kwargs.pop("pretrained_cfg_overlay", None)
     cache_dir = kwargs.pop("cache_dir", None)
     feature_cfg = kwargs.pop("feature_cfg", None)
     placement = {key: kwargs.pop(key) for key in ("device", "dtype") if key in kwargs}
-    _check_kwargs(kwargs, feature_cfg)
-    cfg, source_cfg = _source(subnet, export_dir)
-    pretrained_cfg = {**source_cfg, **pretrained_cfg}
-    _check_weights({**pretrained_cfg, **(overlay or {})}, pretrained)
+    _check_kwargs(name, kwargs, feature_cfg)
+    _check_weights(name, {**pretrained_cfg, **(overlay or {})}, pretrained)
     model = build_model_with_cfg(
         NASViT,
-        MODEL_NAME,
+        name,
         pretrained,
         pretrained_cfg=pretrained_cfg,
         pretrained_cfg_overlay=overlay,
         model_cfg=cfg,
         feature_cfg={"feature_cls": "getter", "out_indices": tuple(range(len(cfg.stages) + 1)), **(feature_cfg or {})},
         cache_dir=cache_dir,
+        kwargs_filter=("img_size",),  # timm passes the fixed input size; the subnet's resolution is the model's
         **kwargs,
     )
     return model.to(**placement) if placement else model
@@ -91,10 +124,14 @@ def nasvit_subnet(
 def subnet_pretrained_cfg(cfg: SubnetConfig, image_size: int | None = None, num_classes: int | None = None) -> dict:
     """timm's pretrained_cfg for ``cfg`` without recorded preprocessing: ImageNet mean and std, bicubic resize,
     centre crop of ``image_size`` (default: the subnet's resolution) at crop_pct 0.875, ``num_classes``
-    (default: the space's), and where the stem conv and the classifier are."""
+    (default: the space's), where the stem conv and the classifier are, and the fixed input size with the side of the
+    last feature map (``pool_size``)."""
     size = cfg.resolution if image_size is None else image_size
+    side = -(-cfg.resolution // _total_stride(cfg))
     return {
         "input_size": (cfg.space.in_channels, size, size),
+        "fixed_input_size": True,
+        "pool_size": (side, side),
         "interpolation": "bicubic",
         "mean": IMAGENET_DEFAULT_MEAN,
         "std": IMAGENET_DEFAULT_STD,
@@ -164,15 +201,19 @@ def _source(subnet: str | None, export_dir: str | os.PathLike | None) -> tuple[S
         )
     if export_dir is not None:
         return read_export(export_dir)
-    if subnet is None:
-        raise ValueError(
-            "nasvit_subnet needs subnet='<subnet string>' (random init) or export_dir=<directory of nasvit export>"
-        )
-    cfg = load_subnet(subnet)
+    cfg = named_subnet("nasvit_min") if subnet is None else load_subnet(subnet)
     return cfg, subnet_pretrained_cfg(cfg)
 
 
-def _as_dict(pretrained_cfg: dict | PretrainedCfg | str | None) -> dict[str, Any]:
+def _total_stride(cfg: SubnetConfig) -> int:
+    """How much smaller than the input the last feature map is (the stem's stride times every stage's)."""
+    stride = cfg.space.stem.stride
+    for spec in cfg.space.stages:
+        stride *= spec.stride
+    return stride
+
+
+def _as_dict(pretrained_cfg: dict | PretrainedCfg | str | None, name: str) -> dict[str, Any]:
     if pretrained_cfg is None:
         return {}
     if isinstance(pretrained_cfg, PretrainedCfg):
@@ -180,16 +221,18 @@ def _as_dict(pretrained_cfg: dict | PretrainedCfg | str | None) -> dict[str, Any
     if isinstance(pretrained_cfg, dict):
         return dict(pretrained_cfg)
     raise ValueError(
-        f"nasvit_subnet has no pretrained tags (got pretrained_cfg={pretrained_cfg!r}); pass export_dir=<export "
-        "directory>, or a pretrained_cfg dict"
+        f"{name} has no pretrained tags (got pretrained_cfg={pretrained_cfg!r}); pass export_dir=<export "
+        "directory> to nasvit_subnet, or a pretrained_cfg dict"
     )
 
 
-def _check_kwargs(kwargs: dict[str, Any], feature_cfg: dict | None) -> None:
+def _check_kwargs(name: str, kwargs: dict[str, Any], feature_cfg: dict | None) -> None:
+    """Refuse arguments the model does not take (TypeError, as Python does) and feature options it cannot honour."""
     unknown = sorted(set(kwargs) - set(_MODEL_KWARGS) - set(_FEATURE_KWARGS))
     if unknown:
-        raise ValueError(
-            f"nasvit_subnet does not take {unknown}; it takes subnet or export_dir, pretrained, "
+        sources = "subnet or export_dir, " if name == MODEL_NAME else ""
+        raise TypeError(
+            f"{name} does not take {unknown}; it takes {sources}pretrained, "
             f"{', '.join(_MODEL_KWARGS + _FEATURE_KWARGS)}, feature_cfg, pretrained_cfg, pretrained_cfg_overlay, "
             "device and dtype"
         )
@@ -204,14 +247,14 @@ def _check_kwargs(kwargs: dict[str, Any], feature_cfg: dict | None) -> None:
         )
 
 
-def _check_weights(resolved: dict[str, Any], pretrained: bool) -> None:
+def _check_weights(name: str, resolved: dict[str, Any], pretrained: bool) -> None:
     """Refuse ``pretrained=True`` without weights to load, before timm builds the model."""
     if not pretrained:
         return
     if not any(resolved.get(key) for key in _WEIGHT_SOURCES):
         raise ValueError(
-            "nasvit_subnet has no hub weights: pretrained=True needs export_dir=<directory of nasvit export>, "
-            "or pretrained_cfg_overlay=dict(file=<model.safetensors>)"
+            f"{name} has no hub weights: pretrained=True needs pretrained_cfg_overlay=dict(file=<model.safetensors "
+            "of an export of this subnet>), or nasvit_subnet with export_dir=<directory of nasvit export>"
         )
     file = resolved.get("file")
     if file and not resolved.get("state_dict") and not Path(file).is_file():
@@ -219,3 +262,23 @@ def _check_weights(resolved: dict[str, Any], pretrained: bool) -> None:
             f"pretrained=True, but the weights file {file} does not exist; export the model again (nasvit export) "
             "or pass pretrained_cfg_overlay=dict(file=<model.safetensors>)"
         )
+
+
+default_cfgs = generate_default_cfgs({name: subnet_pretrained_cfg(named_subnet(name)) for name in NAMED_SUBNETS})
+
+
+@register_model
+def nasvit_min(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """The smallest subnet of the ``nasvit`` space at 192 px; timm's arguments as for ``nasvit_subnet``."""
+    return _build_named("nasvit_min", pretrained, kwargs)
+
+
+@register_model
+def nasvit_max(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """The largest subnet of the ``nasvit`` space at 288 px; timm's arguments as for ``nasvit_subnet``."""
+    return _build_named("nasvit_max", pretrained, kwargs)
+
+
+def _build_named(name: str, pretrained: bool, kwargs: dict[str, Any]) -> nn.Module:
+    cfg = named_subnet(name)
+    return _build(name, cfg, subnet_pretrained_cfg(cfg), pretrained, kwargs)

@@ -115,7 +115,7 @@ def test_num_classes_zero_returns_the_pooled_features(export):
     x = images(16)
     with torch.no_grad():
         features = model(x)
-        assert features.shape == (2, model.num_features) and isinstance(model.get_classifier(), torch.nn.Identity)
+        assert features.shape == (2, model.head_hidden_size) and isinstance(model.get_classifier(), torch.nn.Identity)
         assert torch.equal(features, saved.forward_head(saved.forward_features(x), pre_logits=True))
 
 
@@ -140,9 +140,7 @@ def test_pretrained_cfg_overlay_is_honoured(export, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({}, "needs subnet="),
         ({"subnet": SUBNET, "pretrained": True}, "no hub weights"),
-        ({"subnet": SUBNET, "size": 3}, r"does not take \['size'\]"),
         ({"subnet": SUBNET, "out_indices": (1,)}, "features_only=True"),
         ({"subnet": SUBNET, "features_only": True, "feature_cls": "list"}, "skip its input resize"),
         ({"subnet": SUBNET, "pretrained_cfg": "in1k"}, "no pretrained tags"),
@@ -152,6 +150,11 @@ def test_pretrained_cfg_overlay_is_honoured(export, tmp_path):
 def test_bad_arguments_name_the_fix(kwargs, message):
     with pytest.raises(ValueError, match=message):
         create(**kwargs)
+
+
+def test_an_argument_the_model_does_not_take_is_a_type_error():
+    with pytest.raises(TypeError, match=r"does not take \['size'\]"):
+        create(subnet=SUBNET, size=3)
 
 
 def test_bad_export_directories_name_the_fix(export, tmp_path):
