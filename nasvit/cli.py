@@ -18,13 +18,14 @@ from nasvit.commands import (
     finetune,
     flops,
     latency,
+    scale,
     search,
     space,
     train,
 )
 from nasvit.errors import USER_ERRORS
 
-COMMANDS = (demo, space, flops, arch, train, search, export, evaluate, finetune, latency, convert_reference)
+COMMANDS = (demo, space, flops, arch, scale, train, search, export, evaluate, finetune, latency, convert_reference)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,215 @@
+"""Scaling a subnet beyond its space: one dimension, compound (EfficientNet) and fast compound (dWr) scaling.
+
+A rule gives depth, width and resolution multipliers as powers of one common multiplier t:
+
+    depth x t^e_d, width x t^e_w, resolution x t^e_r
+
+For the one-dimension rules and the compound rules of Dollar, Singh & Girshick ("Fast and Accurate Model
+Scaling", CVPR 2021) t is the MACs factor s: ``w`` (0, 1/2, 0), ``d`` (1, 0, 0), ``r`` (0, 0, 1/2), and with
+alpha in [0, 1] e_d = (1 - alpha)/2, e_w = alpha/2, e_r = (1 - alpha)/4 (``dwr``: alpha = 1/3; ``fast``:
+alpha = 0.8, the paper's dWr). For EfficientNet's rule t = e^phi and the exponents are ln(alpha), ln(beta),
+ln(gamma) (1.2, 1.1, 1.15: depth alpha^phi, width beta^phi, resolution gamma^phi).
+
+Depths round to whole blocks (at least 1), widths to the space's channel divisor (transformer stages to multiples
+of the head dimension too) and the resolution to a multiple of 4 (the paper's code) on which every attention window
+still tiles its map; feature maps round up at each stride, as everywhere in nasvit. (Multiples of the total stride,
+64 px in the ``nasvit`` space, are too coarse: resolution alone could not land within 3% of 2, 4 or 8 times.)
+Rounding is coarse and attention grows with the square of the token count, so the nominal t rarely gives s times
+the MACs: :func:`scale_subnet` solves t on the analytical cost model (a bisection on t for the first rounded subnet
+that reaches the target, then a scan of t within a factor 1.3 of it for the closest). Depths step by whole blocks
+in every stage at once, so for the rules that scale width the width multiplier then takes a correction within
+1/1.15 to 1.15 that brings the MACs within 1% where the steps allow (``ScaledSubnet.width_correction``). Where a
+rule's rounding cannot come within 3% (depth or resolution alone on a small subnet), ``ScaledSubnet.macs_ratio``
+shows by how much it misses.
+
+The scaled subnet lies outside the base space's choice lists, so it comes with a one-subnet space made from the
+base space (same blocks and switches, one choice per list): an ordinary space a supernet, an export and timm take.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from search_space.arithmetic import make_divisible, window_grid
+from search_space.cost import Cost
+from search_space.errors import SpaceError
+from search_space.loader import parse_space
+from search_space.serialize import space_to_dict
+from search_space.space import SearchSpace
+from search_space.spec import HeadSpec, StemSpec
+from search_space.subnet import SubnetConfig
+
+RULES = ("w", "d", "r", "dwr", "fast", "efficientnet")
+FAST_ALPHA = 0.8  # the paper's dWr
+EFFICIENTNET_COEFFICIENTS = (1.2, 1.1, 1.15)  # depth alpha, width beta, resolution gamma (EfficientNet-B0's search)
+RESOLUTION_STEP = 4  # the paper's code; multiples of the total stride (64 in `nasvit`) are too coarse to hit 3%
+_BISECTION_STEPS = 40
+_SCAN_SPAN, _SCAN_POINTS = 1.3, 60  # the scan after the bisection: t / 1.3 to t * 1.3 in 121 geometric steps
+_CORRECTION_SPAN = 1.15  # the width correction's range, 1 / 1.15 to 1.15
+_CLOSE = 0.01  # MACs within 1% of the target need no width correction
+
+
+@dataclass(frozen=True)
+class ScaledSubnet:
+    """One scaled subnet: its rule, the target and reached MACs factor, the multipliers applied and the result.
+
+    Attributes:
+        rule, factor: the rule and the requested MACs factor s (for ``efficientnet`` with a given phi, the nominal
+            (alpha beta^2 gamma^2)^phi).
+        multiplier: the common multiplier t solved (or given through phi), and the per-dimension multipliers
+            ``depth``, ``width``, ``resolution`` applied before rounding (``width`` includes the correction).
+        width_correction: the factor on the rule's width multiplier that closed the gap the depth and resolution
+            steps left (1.0 when none was needed or the rule does not scale width).
+        space, cfg: the one-subnet space holding the scaled subnet, and that subnet.
+        cost, base_cost: analytical cost of the scaled and of the base subnet.
+    """
+
+    rule: str
+    factor: float
+    multiplier: float
+    width_correction: float
+    depth: float
+    width: float
+    resolution: float
+    space: SearchSpace
+    cfg: SubnetConfig
+    cost: Cost
+    base_cost: Cost
+
+    @property
+    def macs_ratio(self) -> float:
+        return self.cost.macs / self.base_cost.macs
+
+
+def rule_exponents(rule: str, alpha: float = FAST_ALPHA) -> tuple[float, float, float]:
+    """Exponents (e_d, e_w, e_r) of the common multiplier t for depth, width and resolution under ``rule``.
+
+    ``alpha`` is the width share of ``fast`` (``dwr`` is alpha = 1/3; ignored by the other rules).
+
+    Raises:
+        ValueError: an unknown rule, or alpha outside [0, 1].
+    """
+    if rule not in RULES:
+        raise ValueError(f"scaling rule {rule!r} is not one of {', '.join(RULES)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha={alpha} is outside [0, 1]; the width share of the MACs growth is a fraction")
+    if rule == "efficientnet":
+        return tuple(math.log(c) for c in EFFICIENTNET_COEFFICIENTS)
+    fixed = {"w": (0.0, 0.5, 0.0), "d": (1.0, 0.0, 0.0), "r": (0.0, 0.0, 0.5)}
+    if rule in fixed:
+        return fixed[rule]
+    share = 1.0 / 3.0 if rule == "dwr" else alpha
+    return (1.0 - share) / 2.0, share / 2.0, (1.0 - share) / 4.0
+
+
+def scale_subnet(
+    cfg: SubnetConfig, rule: str, factor: float | None = None, alpha: float = FAST_ALPHA, phi: float | None = None
+) -> ScaledSubnet:
+    """``cfg`` scaled by ``rule`` to ``factor`` times its MACs (or, for ``efficientnet``, by a given ``phi``).
+
+    Raises:
+        ValueError: an unknown rule, a factor below 1, neither or both of factor and phi, or phi for another rule.
+    """
+    exponents = rule_exponents(rule, alpha)
+    if phi is not None and rule != "efficientnet":
+        raise ValueError(f"phi sets EfficientNet's rule; rule {rule!r} takes a MACs factor instead")
+    if (factor is None) == (phi is None):
+        raise ValueError("give a MACs factor or (for the efficientnet rule) phi, not both and not neither")
+    base_cost = cfg.space.cost(cfg)
+    if phi is not None:
+        t, correction = math.exp(phi), 1.0
+        factor = math.prod(c**p for c, p in zip(EFFICIENTNET_COEFFICIENTS, (1, 2, 2))) ** phi
+        space, scaled = _scaled(cfg, exponents, t)
+    else:
+        if factor < 1.0:
+            raise ValueError(f"factor {factor} is below 1; scaling here grows a subnet (give 2, 4, 8, ...)")
+        t, correction, space, scaled = _solve(cfg, exponents, factor * base_cost.macs)
+    depth, width, resolution = (t**e for e in exponents)
+    cost = space.cost(scaled)
+    return ScaledSubnet(
+        rule, factor, t, correction, depth, width * correction, resolution, space, scaled, cost, base_cost
+    )
+
+
+def _solve(
+    cfg: SubnetConfig, exponents: tuple[float, ...], target: float
+) -> tuple[float, float, SearchSpace, SubnetConfig]:
+    """The multiplier t (and width correction) whose rounded subnet's MACs are closest to ``target``: bisection on
+    the first t whose MACs reach it, a scan around it, then, for rules that scale width, a width correction."""
+
+    def macs(t: float, correction: float = 1.0) -> int:
+        space, scaled = _scaled(cfg, exponents, t, correction)
+        return space.cost(scaled).macs
+
+    low, high = 1.0, 2.0
+    while macs(high) < target:
+        low, high = high, high * 2.0
+        if high > 1e6:
+            raise SpaceError(f"no multiplier reaches {target:.3g} MACs; the rule does not grow this subnet")
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2.0
+        low, high = (middle, high) if macs(middle) < target else (low, middle)
+    # Rounding makes MACs a step function of t that is not monotone where two dimensions round differently: scan a
+    # geometric neighbourhood of the crossing for the closest rounded subnet.
+    scan = [high * _SCAN_SPAN ** (i / _SCAN_POINTS) for i in range(-_SCAN_POINTS, _SCAN_POINTS + 1)]
+    t = min([low, high, *scan], key=lambda value: (abs(macs(value) - target), abs(math.log(value / high))))
+    correction = 1.0
+    if exponents[1] > 0 and abs(macs(t) / target - 1.0) > _CLOSE:  # depth and resolution steps: width closes the gap
+        grid = [_CORRECTION_SPAN ** (i / _SCAN_POINTS) for i in range(-_SCAN_POINTS, _SCAN_POINTS + 1)]
+        correction = min(grid, key=lambda c: (abs(macs(t, c) - target), abs(math.log(c))))
+    return (t, correction, *_scaled(cfg, exponents, t, correction))
+
+
+def _scaled(
+    cfg: SubnetConfig, exponents: tuple[float, ...], t: float, correction: float = 1.0
+) -> tuple[SearchSpace, SubnetConfig]:
+    """The one-subnet space and subnet of ``cfg`` with depth, width and resolution multiplied by t^e (width also by
+    ``correction``), rounded."""
+    base = cfg.space
+    depth, width, resolution = (t**e for e in exponents)
+    width *= correction
+    head_dim = base.transformer.head_dim
+    stages = []
+    for spec, choice in zip(base.stages, cfg.stages):
+        divisor = math.lcm(base.channel_divisor, head_dim) if spec.is_transformer else base.channel_divisor
+        stages.append(
+            dataclasses.replace(
+                spec,
+                widths=(make_divisible(choice.width * width, divisor),),
+                depths=(max(1, round(choice.depth * depth)),),
+                kernels=(choice.kernel,),
+                expand_ratios=(choice.expand_ratio,),
+                mlp_ratios=(choice.mlp_ratio,),
+                windows=(choice.windows,),
+            )
+        )
+    definition = dataclasses.replace(
+        base,
+        name=f"{base.name}_scaled",
+        description=f"one subnet scaled from {cfg}",
+        resolutions=(_resolution(cfg, cfg.resolution * resolution),),
+        stem=StemSpec(
+            base.stem.kernel, base.stem.stride, (make_divisible(cfg.stem_width * width, base.channel_divisor),)
+        ),
+        stages=tuple(stages),
+        head=HeadSpec(
+            base.head.expand_ratio, (make_divisible(cfg.head_width * width, base.channel_divisor),), base.head.dropout
+        ),
+        transformer=dataclasses.replace(base.transformer, position_bias_size=None),
+    )
+    space = parse_space(space_to_dict(definition), source=f"{base.name} scaled")
+    return space, space.max_subnet()
+
+
+def _resolution(cfg: SubnetConfig, target: float) -> int:
+    """The multiple of :data:`RESOLUTION_STEP` nearest ``target`` on which every stage's windows tile its map."""
+    space = cfg.space
+    grids = [window_grid(choice.windows) for choice in cfg.stages]
+    steps = max(1, round(target / RESOLUTION_STEP))
+    for candidate in sorted(range(1, 2 * steps + 8), key=lambda n: (abs(n * RESOLUTION_STEP - target), n)):
+        sizes = space.stage_sizes(candidate * RESOLUTION_STEP)
+        if all(size % rows == 0 and size % cols == 0 for size, (rows, cols) in zip(sizes, grids)):
+            return candidate * RESOLUTION_STEP
+    raise SpaceError(f"no resolution near {target:.0f} lets the windows of {cfg} tile their maps")

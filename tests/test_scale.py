@@ -1,0 +1,118 @@
+"""``nasvit scale``: subnets scaled past their space by each rule land on their MACs target, keep what the rule
+keeps, and are ordinary nasvit models (a one-subnet space that trains, exports with ONNX and loads in timm)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+import yaml
+
+from nasvit.cli import main
+from nasvit.config.loading import load_config
+from nasvit.config.train import TrainConfig
+from nasvit.export.directory import ExportOptions, export_subnet, load_model
+from nasvit.recipes.train import TrainRecipe
+from nasvit.runtime import checkpoint
+from search_space import load_space, parse_space, space_to_dict
+from search_space.scaling import rule_exponents, scale_subnet
+
+
+@pytest.mark.parametrize("rule", ["w", "d", "fast"])
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_scaled_macs_land_within_three_percent_of_the_target(rule, factor):
+    base = load_space("nasvit").min_subnet()
+    scaled = scale_subnet(base, rule, factor)
+    assert abs(scaled.macs_ratio / factor - 1) <= 0.03, (rule, factor, scaled.macs_ratio)
+    width_kept = [c.width for c in scaled.cfg.stages] == [c.width for c in base.stages]
+    depth_kept = [c.depth for c in scaled.cfg.stages] == [c.depth for c in base.stages]
+    resolution_kept = scaled.cfg.resolution == base.resolution
+    assert {"w": depth_kept and resolution_kept, "d": width_kept and resolution_kept, "fast": not width_kept}[rule]
+
+
+def test_width_scaling_grows_activations_slower_than_depth_scaling():
+    base = load_space("nasvit").max_subnet()
+    by_width, by_depth = scale_subnet(base, "w", 4), scale_subnet(base, "d", 4)
+    width_acts = by_width.cost.activations / by_width.base_cost.activations
+    depth_acts = by_depth.cost.activations / by_depth.base_cost.activations
+    assert width_acts < 0.6 * depth_acts and depth_acts > 3.0  # the paper: sqrt(s) against s for convs
+
+
+def test_rule_exponents_follow_the_paper_and_refuse_bad_values():
+    assert rule_exponents("dwr") == pytest.approx((1 / 3, 1 / 6, 1 / 6))
+    assert rule_exponents("fast") == pytest.approx((0.1, 0.4, 0.05))  # the paper's code: depth s^0.1, width s^0.4
+    with pytest.raises(ValueError, match="not one of"):
+        rule_exponents("x")
+    with pytest.raises(ValueError, match="outside"):
+        rule_exponents("fast", alpha=1.5)
+    with pytest.raises(ValueError, match="below 1"):
+        scale_subnet(load_space("tiny").min_subnet(), "w", 0.5)
+
+
+def test_the_one_subnet_space_round_trips_and_holds_only_the_scaled_subnet():
+    scaled = scale_subnet(load_space("demo").max_subnet(), "fast", 2)
+    again = parse_space(space_to_dict(scaled.space))
+    assert again == scaled.space and again.min_subnet() == again.max_subnet() == scaled.cfg
+
+
+def test_cli_writes_spaces_prints_json_and_refuses_bad_input(tmp_path, capsys):
+    out = tmp_path / "scaled"
+    assert (
+        main(
+            [
+                "scale",
+                "--space",
+                "demo",
+                "--arch",
+                "max",
+                "--rule",
+                "w",
+                "fast",
+                "--factor",
+                "2",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    payload = json.loads(capsys.readouterr().out)
+    assert [entry["rule"] for entry in payload["scaled"]] == ["w", "fast"]
+    for entry in payload["scaled"]:
+        space = load_space(entry["space_file"])
+        assert str(space.max_subnet()) == entry["subnet"] and space.cost(space.max_subnet()).macs == entry["macs"]
+    assert main(["scale", "--space", "demo", "--arch", "max", "--factor", "0.5"]) == 2
+    assert "below 1" in capsys.readouterr().err
+    assert main(["scale", "--space", "demo", "--arch", "max", "--rule", "w", "--phi", "1"]) == 2
+    assert "--rule efficientnet" in capsys.readouterr().err
+
+
+def test_a_scaled_model_trains_exports_with_onnx_and_loads_in_timm(tmp_path):
+    scaled = scale_subnet(load_space("tiny").max_subnet().replace(resolution=16), "fast", 2)
+    space_file = tmp_path / "scaled.yaml"
+    space_file.write_text(yaml.safe_dump(space_to_dict(scaled.space)))
+    settings = [
+        f"space={space_file}",
+        "data.batch_size=64",
+        "data.search_fraction=0.65",
+        "data.image_size=16",
+        "optim.epochs=1",
+        "eval.bn_batches=1",
+        "sandwich.num_random=0",
+    ]
+    summary = TrainRecipe(load_config(TrainConfig, "configs/train/tiny.yaml", settings), tmp_path / "run").run()
+    assert summary["steps"] == 4
+    latest = checkpoint.latest(tmp_path / "run")
+    options = ExportOptions(onnx=True)
+    report = export_subnet(
+        checkpoint.load(latest), str(latest), scaled.cfg, tmp_path / "x", bn_batches=1, options=options
+    )
+    assert (report.out_dir / "model.onnx").is_file()
+    model = load_model(report.out_dir)
+    via_timm = timm.create_model("nasvit_subnet", export_dir=str(report.out_dir), pretrained=True).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert model.subnet == str(scaled.cfg) and torch.equal(via_timm(x), model(x))
