@@ -381,6 +381,27 @@ CASES = [
     Case("flops-unknown-space", lambda w: ["flops", "--space", "tinyy", "--arch", "min"], "unknown search space"),
     Case("flops-bad-arch", lambda w: ["flops", "--space", "tiny", "--arch", "tiny:r99"], "r99"),
     Case("space-unknown", lambda w: ["space", "show", "nasvitt"], "did you mean"),
+    # ------------------------------------------------------------------------------------------------- scale
+    Case(
+        "scale-factor-below-one", lambda w: ["scale", "--space", "tiny", "--arch", "min", "--factor", "0.5"], "below 1"
+    ),
+    Case(
+        "scale-alpha-outside", lambda w: ["scale", "--space", "tiny", "--arch", "min", "--alpha", "2"], "outside [0, 1]"
+    ),
+    Case(
+        "scale-phi-other-rule",
+        lambda w: ["scale", "--space", "tiny", "--arch", "min", "--phi", "1"],
+        "--rule efficientnet",
+    ),
+    Case(
+        "scale-unknown-rule", lambda w: ["scale", "--space", "tiny", "--arch", "min", "--rule", "x"], "invalid choice"
+    ),
+    Case("scale-bad-arch", lambda w: ["scale", "--space", "tiny", "--arch", "tiny:r99"], "r99"),
+    Case(
+        "scale-out-is-file",
+        lambda w: ["scale", "--space", "tiny", "--arch", "min", "--rule", "w", "--out", str(a_file(w, "scale_file"))],
+        "; ",
+    ),
     Case(
         "lut-out-is-directory",
         lambda w: ["latency", "build-lut", "--space", "tiny", "--resolutions", "16", "--out", str(w.export_dir)],
