@@ -21,12 +21,13 @@ def test_training_into_a_log_file_prints_plain_lines(tmp_path: Path) -> None:
 
 
 def test_light_commands_do_not_import_torch_or_timm() -> None:
-    """``--help``, ``space show`` and ``flops`` answer without loading torch or timm (seconds of imports), and
-    timm still finds ``nasvit_subnet`` once it is imported after nasvit."""
+    """``--help``, ``space show``, ``flops`` and ``scale`` answer without loading torch or timm (seconds of
+    imports), and timm still finds ``nasvit_subnet`` once it is imported after nasvit."""
     program = (
         "import contextlib, io, sys\n"
         "from nasvit.cli import main\n"
-        "for argv in (['space', 'show', 'tiny'], ['flops', '--space', 'nasvit', '--arch', 'min']):\n"
+        "for argv in (['space', 'show', 'tiny'], ['flops', '--space', 'nasvit', '--arch', 'min'],\n"
+        "             ['scale', '--space', 'demo', '--arch', 'max', '--rule', 'w', '--factor', '2']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         "        assert main(argv) == 0\n"
         "heavy = sorted({'torch', 'timm', 'torchvision', 'supernet'} & set(sys.modules))\n"
