@@ -127,7 +127,7 @@ def subnet_pretrained_cfg(cfg: SubnetConfig, image_size: int | None = None, num_
     (default: the space's), where the stem conv and the classifier are, and the fixed input size with the side of the
     last feature map (``pool_size``)."""
     size = cfg.resolution if image_size is None else image_size
-    side = -(-cfg.resolution // _total_stride(cfg))
+    side = cfg.space.stage_sizes(cfg.resolution)[-1]
     return {
         "input_size": (cfg.space.in_channels, size, size),
         "fixed_input_size": True,
@@ -203,14 +203,6 @@ def _source(subnet: str | None, export_dir: str | os.PathLike | None) -> tuple[S
         return read_export(export_dir)
     cfg = named_subnet("nasvit_min") if subnet is None else load_subnet(subnet)
     return cfg, subnet_pretrained_cfg(cfg)
-
-
-def _total_stride(cfg: SubnetConfig) -> int:
-    """How much smaller than the input the last feature map is (the stem's stride times every stage's)."""
-    stride = cfg.space.stem.stride
-    for spec in cfg.space.stages:
-        stride *= spec.stride
-    return stride
 
 
 def _as_dict(pretrained_cfg: dict | PretrainedCfg | str | None, name: str) -> dict[str, Any]:
