@@ -3,8 +3,9 @@
 Packages: ``search_space`` (spaces, subnet configs, cost model; no torch), ``supernet`` (the elastic
 network and its static twins), ``evolve`` (evolutionary searchers) and this one (recipes and CLI).
 
-Importing it registers ``nasvit_subnet`` with timm (once timm is imported, in either order, so that importing
-nasvit stays fast): ``timm.create_model("nasvit_subnet", export_dir=DIR, pretrained=True)`` (see
+Importing it registers ``nasvit_min``, ``nasvit_max`` and ``nasvit_subnet`` with timm (once timm is imported, in
+either order, so that importing nasvit stays fast): ``timm.create_model("nasvit_subnet", export_dir=DIR,
+pretrained=True)`` (see
 :mod:`supernet.timm_models` and :mod:`nasvit.export.timm_registration`).
 """
 

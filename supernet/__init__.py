@@ -6,7 +6,7 @@
     logits = net(images)            # (B, num_classes)
     static = net.export(cfg)        # standalone nn.Module with copied weights
 
-Importing this package registers ``nasvit_subnet`` with timm.
+Importing this package registers ``nasvit_min``, ``nasvit_max`` and ``nasvit_subnet`` with timm.
 """
 
 from supernet import timm_models

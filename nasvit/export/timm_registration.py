@@ -1,4 +1,5 @@
-"""Register ``nasvit_subnet`` with timm when timm is imported, without importing timm ourselves.
+"""Register nasvit's models (``nasvit_min``, ``nasvit_max``, ``nasvit_subnet``) with timm when timm is imported,
+without importing timm ourselves.
 
 Importing timm takes seconds (it imports every model family), so ``import nasvit`` must not do it: the CLI's
 light commands (``--help``, ``space show``, ``flops``) would pay for it on every call. Instead, importing
@@ -18,7 +19,7 @@ _TIMM = "timm"
 
 
 def register_when_timm_is_imported() -> None:
-    """Register ``nasvit_subnet`` now if timm is imported, otherwise right after timm's import completes."""
+    """Register nasvit's models now if timm is imported, otherwise right after timm's import completes."""
     if _TIMM in sys.modules:
         _register()
     elif not any(isinstance(finder, _TimmImportHook) for finder in sys.meta_path):
@@ -47,7 +48,7 @@ class _TimmImportHook(importlib.abc.MetaPathFinder):
 
 
 class _RegisteringLoader(importlib.abc.Loader):
-    """timm's own loader, followed by the registration of ``nasvit_subnet``."""
+    """timm's own loader, followed by the registration of nasvit's models."""
 
     def __init__(self, loader: importlib.abc.Loader) -> None:
         self._loader = loader
