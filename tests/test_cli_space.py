@@ -45,6 +45,9 @@ def test_flops_accepts_string_and_json_file(capsys, tmp_path):
     path.write_text(cfg.to_json())
     code, out, _ = run_cli(capsys, "flops", "--space", "tiny", "--arch", str(path), "--json")
     assert code == 0 and json.loads(out) == from_string
+    path.write_text(json.dumps({"subnet": str(cfg), "num_classes": 10}))  # an export directory's description
+    code, out, _ = run_cli(capsys, "flops", "--space", "tiny", "--arch", str(tmp_path), "--json")
+    assert code == 0 and json.loads(out) == from_string
     assert from_string["macs"] == load_space("tiny").cost(cfg).macs
 
 

@@ -13,6 +13,9 @@ from nasvit.errors import NasvitError
 from nasvit.reference.subnet import from_reference, is_reference_subnet
 from search_space import SearchSpace, SubnetConfig
 
+EXPORT_DESCRIPTION = "subnet.json"  # an export directory's description (supernet.timm_models.SUBNET_FILE, not
+# imported: that module imports torch, and ARCH is resolved by light commands too)
+
 
 def resolve_arch(space: SearchSpace, arch: str, seed: int = 0) -> SubnetConfig:
     """The subnet ``arch`` names (see :func:`resolve_arch_entry`)."""
@@ -28,7 +31,8 @@ def resolve_arch_entry(space: SearchSpace, arch: str, seed: int = 0) -> tuple[Su
             ``{"subnet": ...}`` or a NASViT reference-code subnet dict (``{"resolution", "width", "depth",
             "kernel_size", "expand_ratio"}``), inline (``{...}``) or in a JSON file | a search's ``best.json`` or
             ``pareto.json``, with ``#SELECTOR`` choosing an entry: a budget label (``best.json#macs<=300M``) or an
-            index (``pareto.json#0``); without it the file must hold exactly one entry.
+            index (``pareto.json#0``); without it the file must hold exactly one entry | an export directory (its
+            ``subnet.json``).
         seed: seed of ``random``.
 
     Raises:
@@ -45,6 +49,8 @@ def resolve_arch_entry(space: SearchSpace, arch: str, seed: int = 0) -> tuple[Su
     path_text, _, selector = arch.partition("#")
     if path_text.endswith(".json"):
         return _from_json_file(space, Path(path_text), selector or None)
+    if Path(path_text).is_dir():  # an export directory: its subnet.json names the subnet
+        return _from_json_file(space, Path(path_text) / EXPORT_DESCRIPTION, None)
     if ":" not in arch:
         raise NasvitError(
             f"ARCH {arch!r} is not min, max, random, a subnet string (SPACE:r...:head...), inline JSON or a .json file"
