@@ -381,6 +381,22 @@ CASES = [
     Case("flops-unknown-space", lambda w: ["flops", "--space", "tinyy", "--arch", "min"], "unknown search space"),
     Case("flops-bad-arch", lambda w: ["flops", "--space", "tiny", "--arch", "tiny:r99"], "r99"),
     Case("space-unknown", lambda w: ["space", "show", "nasvitt"], "did you mean"),
+    Case(
+        "measure-onnxruntime-bfloat16",
+        lambda w: [
+            "latency",
+            "measure",
+            "--space",
+            "tiny",
+            "--arch",
+            "min",
+            "--runtime",
+            "onnxruntime",
+            "--dtype",
+            "bfloat16",
+        ],
+        "times float32 on the CPU",
+    ),
     # ------------------------------------------------------------------------------------------------- scale
     Case(
         "scale-factor-below-one", lambda w: ["scale", "--space", "tiny", "--arch", "min", "--factor", "0.5"], "below 1"

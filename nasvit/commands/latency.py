@@ -54,6 +54,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     measure.add_argument("--seed", type=int, default=0, help="seed for --arch random")
     measure.add_argument("--resolution", type=int, help="override the subnet's input resolution")
     _add_settings(measure)
+    measure.add_argument(
+        "--runtime",
+        default="torch",
+        choices=("torch", "onnxruntime"),
+        help="time PyTorch's inference form (default) or the ONNX graph in onnxruntime (an export's model.onnx)",
+    )
     measure.add_argument("--lut", help="also print the prediction of this table")
     measure.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     measure.set_defaults(run=run_measure)
@@ -187,37 +193,69 @@ def _json_ready(value):
 
 # ---------------------------------------------------------------------------------------------- measure
 def run_measure(args: argparse.Namespace) -> None:
-    from nasvit.latency.measure import measure_model_latency, warn_if_noisy
+    from nasvit.latency.measure import warn_if_noisy
     from nasvit.latency.table import LatencyTable, device_name
 
-    cfg, model = _measured_subnet(args)
     settings = settings_from_args(args)
+    if args.runtime == "onnxruntime" and (settings.device, settings.dtype) != ("cpu", "float32"):
+        raise NasvitError(
+            f"--runtime onnxruntime times float32 on the CPU; drop --device {settings.device} and "
+            f"--dtype {settings.dtype}"
+        )
+    cfg, model, directory = _measured_subnet(args)
     predicted = LatencyTable.load(args.lut, cfg.space).predict(cfg) if args.lut else None
     _warn_if_busy(settings)
-    stats = measure_model_latency(model, cfg.resolution, settings)
+    stats, runtime = _measure(args.runtime, cfg, model, directory, settings)
     warn_if_noisy([stats])
     cost = cfg.space.cost(cfg, getattr(model, "num_classes", None))
     if args.json:
         payload = {"arch": str(cfg), "resolution": cfg.resolution, "latency_ms": stats.median_ms, "lut_ms": predicted}
-        payload.update(p10_ms=stats.p10_ms, p90_ms=stats.p90_ms, runs=stats.runs, macs=cost.macs)
+        payload.update(p10_ms=stats.p10_ms, p90_ms=stats.p90_ms, runs=stats.runs, macs=cost.macs, runtime=runtime)
         payload.update(settings=dataclasses.asdict(settings), device_name=device_name(settings.device))
         print(json.dumps(payload))
         return
     print(f"arch:       {cfg}")
     print(f"resolution: {cfg.resolution}, MACs {format_count(cost.macs)}")
     print(f"settings:   {_describe_settings(settings)}, {device_name(settings.device)}")
+    print(f"runtime:    {runtime}")
     print(f"latency:    {stats.describe()}")
     if predicted is not None:
         print(f"table:      {predicted:.3f} ms predicted by {args.lut}")
 
 
+def _measure(runtime: str, cfg, model, directory: Path | None, settings: LatencySettings):
+    """Timings of ``model`` in ``runtime`` and the runtime's description: PyTorch's inference form, or the ONNX
+    graph in onnxruntime (an export's own ``model.onnx`` when it has one, else the model exported now)."""
+    import torch
+
+    from nasvit.latency.measure import measure_model_latency
+    from supernet import optimize_for_inference
+
+    if runtime == "torch":
+        stats = measure_model_latency(optimize_for_inference(model), cfg.resolution, settings)
+        return stats, f"torch {torch.__version__} (inference form)"
+    from nasvit.export.onnx_graph import export_onnx
+    from nasvit.latency.onnx_runtime import measure_onnx_latency, onnxruntime_version
+    from supernet.timm_models import subnet_pretrained_cfg
+
+    shipped = directory / "model.onnx" if directory is not None else None
+    if shipped is not None and shipped.is_file():
+        payload, source = shipped.read_bytes(), str(shipped)
+    else:
+        preprocessing = getattr(model, "pretrained_cfg", None) or subnet_pretrained_cfg(cfg)
+        payload, source = export_onnx(model.eval(), preprocessing)[0], "exported now"
+    shape = (settings.batch_size, 3, cfg.resolution, cfg.resolution)
+    return measure_onnx_latency(payload, shape, settings), f"onnxruntime {onnxruntime_version()} ({source})"
+
+
 def _measured_subnet(args: argparse.Namespace):
-    """The subnet ``--arch`` names and the inference-form model to time: an export's own model (its weights and
-    classes) for an export directory, otherwise a randomly initialised static model of the subnet."""
+    """The subnet ``--arch`` names, the static model to time and the export directory it came from (or None): an
+    export's own model (its weights and classes) for an export directory, otherwise a randomly initialised static
+    model of the subnet."""
     from nasvit.commands.arch_argument import resolve_arch, subnet_from_json
     from nasvit.export.directory import load_model, read_description
-    from nasvit.latency.measure import inference_model
     from search_space import parse_space
+    from supernet import NASViT
 
     path = Path(args.arch)
     if path.is_dir() or path.name == "subnet.json":
@@ -230,13 +268,13 @@ def _measured_subnet(args: argparse.Namespace):
                 f"{directory} is an export at {cfg.resolution} px; drop --resolution {args.resolution} "
                 "(or pass the subnet string to time it at another resolution)"
             )
-        return cfg, load_model(directory, inference=True)
+        return cfg, load_model(directory), directory
     if args.space is None:
         raise NasvitError(f"--arch {args.arch} needs --space SPACE (only an export or its subnet.json names its space)")
     cfg = resolve_arch(load_space(args.space), args.arch, args.seed)
     if args.resolution is not None:
         cfg = cfg.replace(resolution=args.resolution)
-    return cfg, inference_model(cfg)
+    return cfg, NASViT(cfg).eval(), None
 
 
 def _describe_settings(settings: LatencySettings) -> str:
