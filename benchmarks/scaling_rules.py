@@ -122,11 +122,12 @@ def main() -> None:
     parser.add_argument("--factors", type=float, nargs="+", default=[2.0, 4.0, 8.0])
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per model and batch size")
     args = parser.parse_args()
+    base_cfgs = bases()
     scaled = {
-        name: [scale_subnet(cfg, rule, f) for rule in RULES for f in args.factors] for name, cfg in bases().items()
+        name: [scale_subnet(cfg, rule, f) for rule in RULES for f in args.factors] for name, cfg in base_cfgs.items()
     }
     print_exponents(scaled, args.factors)
-    cfgs = {str(cfg): cfg for cfg in bases().values()}
+    cfgs = {str(cfg): cfg for cfg in base_cfgs.values()}
     cfgs.update({str(r.cfg): r.cfg for results in scaled.values() for r in results})
     cache = json.loads(args.out.read_text()) if args.out.is_file() else {}
     measured = {batch: timings(cfgs, batch, args.repeats, cache, args.out) for batch in (1, 8)}
