@@ -91,3 +91,25 @@ def briefly_trained(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("briefly_trained")
     TrainRecipe(load_config(TrainConfig, "configs/train/tiny.yaml", BRIEF_TRAINING), run).run()
     return checkpoint.latest(run)
+
+
+@pytest.fixture(scope="session")
+def table_file(tmp_path_factory) -> Path:
+    """A tiny-space latency table at 16 px, timed for real in PyTorch (3 runs per block). A calibration refused as
+    too noisy (seen once in about 20 builds, on a cold first run) is redone as its error message tells a user to: the
+    same build again, which keeps the block entries."""
+    import torch
+
+    from nasvit.errors import NasvitError
+    from nasvit.latency.table_build import build_lut
+    from tests.supernet_helpers import FAST_TIMING
+
+    path = tmp_path_factory.mktemp("lut") / "tiny.json"
+    threads = torch.get_num_threads()
+    try:
+        build_lut(load_space("tiny"), [16], FAST_TIMING, path, progress=False)
+    except NasvitError as error:
+        assert "calibration" in str(error) and "refused" in str(error)
+        build_lut(load_space("tiny"), [16], FAST_TIMING, path, progress=False)
+    torch.set_num_threads(threads)
+    return path

@@ -1,13 +1,19 @@
-"""Helpers for supernet tests: randomised weights, so residual branches are not silent at init, and the overrides of
-a brief training run."""
+"""Helpers for tests: randomised weights, so residual branches are not silent at init, and the overrides of a brief
+training run, a quick search and quick latency timing."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from nasvit.latency.settings import LatencySettings
+
 # two sandwich steps of one random subnet at batch 128: enough for a checkpoint that exports and evaluates
 BRIEF_TRAINING = ("data.batch_size=128", "sandwich.num_random=1", "max_steps=2", "device=cpu", "eval.bn_batches=1")
+# latency timing for tests: 1 run per block made 1 table build in 10 refuse its calibration
+FAST_TIMING = LatencySettings(threads=1, warmup=1, repeats=3)
+# a search of a few candidates: one generation of 4
+SEARCH_FAST = ["evolve.population=4", "evolve.generations=1", "evolve.parents=2", "eval.bn_batches=1", "device=cpu"]
 
 
 @torch.no_grad()

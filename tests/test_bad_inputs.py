@@ -27,11 +27,10 @@ from nasvit.recipes.search import SearchRecipe
 from nasvit.recipes.train import TrainRecipe
 from nasvit.runtime import checkpoint
 from search_space import load_space
-from tests.supernet_helpers import BRIEF_TRAINING
+from tests.supernet_helpers import BRIEF_TRAINING, SEARCH_FAST
 
 TRAIN = "configs/train/tiny.yaml"
 SEARCH = "configs/search/tiny.yaml"
-SEARCH_FAST = ["evolve.population=4", "evolve.generations=1", "evolve.parents=2", "eval.bn_batches=1", "device=cpu"]
 
 
 @dataclass

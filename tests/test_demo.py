@@ -15,16 +15,15 @@ import pytest
 
 from evolve import parse_budget
 from nasvit.commands import demo as demo_command
-from nasvit.latency import LatencySettings, LatencyStats, budget_check
+from nasvit.latency import LatencyStats, budget_check
 from nasvit.latency import table_build as lut_build
 from nasvit.latency.table import LatencyTable
 from nasvit.recipes.demo import SUMMARY_KEYS, DemoRecipe, _slug, format_table
 from search_space import load_space
-from tests.supernet_helpers import BRIEF_TRAINING
+from tests.supernet_helpers import BRIEF_TRAINING, FAST_TIMING
 
 QUICK_SEARCH = ("evolve.generations=1", "evolve.population=6", "evolve.parents=3")
 BUDGETS = 'evolve.budgets=["macs<=1K", "params<=60K", "latency_ms<=10%"]'  # 1K MACs: below the smallest subnet
-QUICK_TIMING = LatencySettings(threads=1, warmup=1, repeats=3)
 
 
 def untimed_table(patch: pytest.MonkeyPatch) -> None:
@@ -33,12 +32,12 @@ def untimed_table(patch: pytest.MonkeyPatch) -> None:
     block = LatencyStats(0.2, 0.2, 0.2, 1)
     patch.setattr(lut_build, "time_blocks", lambda space, plans, settings: [block] * len(plans))
     identity = {"scale": 1.0, "per_block_ms": 0.0, "offset_ms": 0.0, "subnets": 16, "mape": 0.0}
-    patch.setattr(lut_build, "fit_calibration", lambda table, resolution, settings, busy=None: dict(identity))
+    patch.setattr(lut_build, "fit_calibration", lambda *args, **kwargs: dict(identity))
 
 
 def demo_recipe(out: Path) -> DemoRecipe:
     search = (*QUICK_SEARCH, BUDGETS)
-    return DemoRecipe(out, train_overrides=BRIEF_TRAINING, search_overrides=search, latency=QUICK_TIMING)
+    return DemoRecipe(out, train_overrides=BRIEF_TRAINING, search_overrides=search, latency=FAST_TIMING)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +107,8 @@ def test_every_stage_wrote_what_the_summary_reports(demo_run):
         if not budget.is_latency:
             assert row[budget.metric] <= budget.limit
         assert row["latency_p10_ms"] <= row["latency_ms"] <= row["latency_p90_ms"] and 0 <= row["top1"] <= 100
-        assert Path(row["export_dir"], "model.safetensors").exists()
+        assert row["onnxruntime_p10_ms"] <= row["onnxruntime_ms"] <= row["onnxruntime_p90_ms"]  # its model.onnx timed
+        assert Path(row["export_dir"], "model.safetensors").exists() and Path(row["export_dir"], "model.onnx").exists()
     by_subnet = {}
     for row in met:  # a subnet two budgets share shows one latency
         assert by_subnet.setdefault(row["subnet"], row["latency_ms"]) == row["latency_ms"]

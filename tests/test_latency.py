@@ -15,15 +15,15 @@ import torch
 
 from nasvit.commands import latency as latency_command
 from nasvit.errors import NasvitError
-from nasvit.latency import LatencySettings, LatencyStats
+from nasvit.latency import LatencyStats
 from nasvit.latency import table_build as lut_build
 from nasvit.latency.report import average_ranks, linear_fit, mape, pearson, score, spearman
 from nasvit.latency.table import LatencyTable, block_count, block_key
 from nasvit.latency.table_build import build_lut, enumerate_blocks, nonnegative_fit
 from search_space import load_space, parse_space, plan_subnet, space_to_dict
 from search_space.plan import TransformerPlan
+from tests.supernet_helpers import FAST_TIMING as FAST
 
-FAST = LatencySettings(threads=1, warmup=1, repeats=3)  # 1 run per block made 1 build in 10 refuse its calibration
 RESOLUTION = 16
 ONE_MS = LatencyStats(1.0, 1.0, 1.0, 1)  # a steady 1 ms timing of a block
 
@@ -47,16 +47,6 @@ def tiny():
     return load_space("tiny")
 
 
-@pytest.fixture(scope="module")
-def table_file(tmp_path_factory, tiny):
-    """A tiny-space table at one resolution, timed for real (1 run per block)."""
-    path = tmp_path_factory.mktemp("lut") / "tiny.json"
-    threads = torch.get_num_threads()
-    build_lut(tiny, [RESOLUTION], FAST, path, progress=False)
-    torch.set_num_threads(threads)
-    return path
-
-
 @pytest.fixture
 def counting_timer(monkeypatch):
     """Replace block timing by a constant 1 ms and record the blocks timed."""
@@ -75,7 +65,7 @@ def fixed_calibration(monkeypatch):
     """Replace the in-network calibration by a fixed fit: with some block entries faked, or timed once, real timings
     of whole subnets need not grow with the table's sums, and the fit would be refused by chance."""
 
-    def fixed(table, resolution, settings, busy=None):
+    def fixed(table, resolution, settings, subnets=16, busy=None):
         return {"scale": 1.0, "per_block_ms": 0.0, "offset_ms": 0.0, "subnets": 16, "mape": 0.0}
 
     monkeypatch.setattr(lut_build, "fit_calibration", fixed)

@@ -33,12 +33,12 @@ def fast_config(*overrides: str) -> TrainConfig:
 
 
 def test_resume_gives_identical_weights(tmp_path):
-    straight = TrainRecipe(fast_config("max_steps=6"), tmp_path / "straight")
+    straight = TrainRecipe(fast_config("max_steps=5"), tmp_path / "straight")
     straight.run()
     TrainRecipe(fast_config("max_steps=3"), tmp_path / "split").run()
-    resumed = TrainRecipe(fast_config("max_steps=6"), tmp_path / "split", resume="auto")
+    resumed = TrainRecipe(fast_config("max_steps=5"), tmp_path / "split", resume="auto")
     summary = resumed.run()
-    assert summary["steps_this_run"] == 3 and summary["steps"] == 6
+    assert summary["steps_this_run"] == 2 and summary["steps"] == 5
     expected, actual = straight.net.state_dict(), resumed.net.state_dict()
     assert expected.keys() == actual.keys()
     for key in expected:

@@ -19,7 +19,7 @@ SETTINGS = [
     "device=cpu",
     "eval.bn_batches=1",
     "eval.every_epochs=1",
-    "max_steps=4",  # two epochs of 2 steps, each ending in an evaluation
+    "max_steps=2",  # one epoch of 2 steps, ending in an evaluation (resuming training exactly is test_train.py's)
 ]
 
 
@@ -52,5 +52,5 @@ def test_sigterm_during_evaluation_resumes_with_the_same_metrics(tmp_path, monke
     monkeypatch.setattr(train_recipe, "evaluate_subnet", evaluate)
     assert train(tmp_path / "split", "--resume", "auto") == 0
     straight = (tmp_path / "straight" / "metrics.jsonl").read_text()
-    assert len(straight.splitlines()) == 2
+    assert len(straight.splitlines()) == 1
     assert (tmp_path / "split" / "metrics.jsonl").read_text() == straight

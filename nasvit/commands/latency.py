@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from nasvit.errors import NasvitError
-from nasvit.latency.settings import LatencySettings
+from nasvit.latency.settings import RUNTIMES, LatencySettings
 from search_space import format_count, load_space
 
 
@@ -36,6 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--resolution", type=int, help="input resolution (default: 224 if the table has it)")
     report.add_argument("--seed", type=int, default=0, help="seed of the random subnets")
     report.add_argument("--repeats", type=int, help="timed runs per subnet (default: the table's)")
+    report.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="runtime the subnets are timed in (default: the table's; another one shows how far the table is off)",
+    )
     report.add_argument("--plot", help="save a 2x2 scatter plot (PNG) of measured against predicted latency")
     report.add_argument("--save", help="save the whole report (per-subnet measurements included) as JSON")
     report.add_argument("--json", action="store_true", help="print one JSON object keyed by predictor")
@@ -54,12 +59,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     measure.add_argument("--seed", type=int, default=0, help="seed for --arch random")
     measure.add_argument("--resolution", type=int, help="override the subnet's input resolution")
     _add_settings(measure)
-    measure.add_argument(
-        "--runtime",
-        default="torch",
-        choices=("torch", "onnxruntime"),
-        help="time PyTorch's inference form (default) or the ONNX graph in onnxruntime (an export's model.onnx)",
-    )
     measure.add_argument("--lut", help="also print the prediction of this table")
     measure.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     measure.set_defaults(run=run_measure)
@@ -79,6 +78,13 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed runs first")
     parser.add_argument("--dtype", default=defaults.dtype, choices=("float32", "bfloat16"))
     parser.add_argument("--device", default=defaults.device, choices=("cpu", "cuda"))
+    parser.add_argument(
+        "--runtime",
+        default=defaults.runtime,
+        choices=RUNTIMES,
+        help="time PyTorch's inference form (torch) or its ONNX graph in onnxruntime (an export's own model.onnx "
+        "where it has one); onnxruntime times float32 on the CPU",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> LatencySettings:
@@ -93,7 +99,9 @@ def settings_from_args(args: argparse.Namespace) -> LatencySettings:
         raise NasvitError(f"--warmup must be at least 0, got {args.warmup}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise NasvitError("--device cuda, but torch sees no CUDA device here")
-    return LatencySettings(args.batch_size, args.threads, args.dtype, args.warmup, args.repeats, args.device)
+    return LatencySettings(
+        args.batch_size, args.threads, args.dtype, args.warmup, args.repeats, args.device, args.runtime
+    )
 
 
 def _warn_if_busy(settings: LatencySettings) -> None:
@@ -117,7 +125,8 @@ def run_build(args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - start
     header = table.header
     print(f"latency table {args.out}: space {space.name}, {len(table)} entries, built in {elapsed:.1f} s")
-    print(f"device {header.device_name}, torch {header.torch}, {_describe_settings(header.settings)}")
+    versions = f"torch {header.torch}" + (f", onnxruntime {header.onnxruntime}" if header.onnxruntime else "")
+    print(f"device {header.device_name}, {versions}, {_describe_settings(header.settings)}")
     for resolution in resolutions:
         ms = [table.block_ms(plan) for plan in enumerate_blocks(space, [resolution])]
         smallest = table.predict(space.min_subnet().replace(resolution=resolution))
@@ -139,9 +148,7 @@ def run_report(args: argparse.Namespace) -> None:
 
     space = load_space(args.space)
     lut = LatencyTable.load(args.lut, space)
-    if args.repeats is not None and args.repeats < 1:
-        raise NasvitError(f"--repeats must be at least 1, got {args.repeats}")
-    settings = lut.settings if args.repeats is None else dataclasses.replace(lut.settings, repeats=args.repeats)
+    settings = _report_settings(args, lut)
     here = device_name(settings.device)
     if here != lut.header.device_name:
         print(f"warning: {args.lut} was measured on {lut.header.device_name}, this is {here}", file=sys.stderr)
@@ -182,6 +189,22 @@ def run_report(args: argparse.Namespace) -> None:
             print(f"{what} saved to {path}")
 
 
+def _report_settings(args: argparse.Namespace, lut) -> LatencySettings:
+    """The table's settings with the report's ``--repeats`` and ``--runtime`` (a note where the runtime differs)."""
+    if args.repeats is not None and args.repeats < 1:
+        raise NasvitError(f"--repeats must be at least 1, got {args.repeats}")
+    settings = dataclasses.replace(
+        lut.settings, repeats=args.repeats or lut.settings.repeats, runtime=args.runtime or lut.settings.runtime
+    )
+    if settings.runtime != lut.settings.runtime:
+        print(
+            f"note: {args.lut} was timed in {lut.settings.runtime}, the subnets are timed in {settings.runtime}: the "
+            "table's MAPE shows how far a table of the one runtime is from the other",
+            file=sys.stderr,
+        )
+    return settings
+
+
 def _json_ready(value):
     """``value`` with NaN floats (a constant predictor's correlation) turned into None, so it is valid JSON."""
     if isinstance(value, dict):
@@ -197,15 +220,10 @@ def run_measure(args: argparse.Namespace) -> None:
     from nasvit.latency.table import LatencyTable, device_name
 
     settings = settings_from_args(args)
-    if args.runtime == "onnxruntime" and (settings.device, settings.dtype) != ("cpu", "float32"):
-        raise NasvitError(
-            f"--runtime onnxruntime times float32 on the CPU; drop --device {settings.device} and "
-            f"--dtype {settings.dtype}"
-        )
     cfg, model, directory = _measured_subnet(args)
     predicted = LatencyTable.load(args.lut, cfg.space).predict(cfg) if args.lut else None
     _warn_if_busy(settings)
-    stats, runtime = _measure(args.runtime, cfg, model, directory, settings)
+    stats, runtime = _measure(cfg, model, directory, settings)
     warn_if_noisy([stats])
     cost = cfg.space.cost(cfg, getattr(model, "num_classes", None))
     if args.json:
@@ -223,29 +241,20 @@ def run_measure(args: argparse.Namespace) -> None:
         print(f"table:      {predicted:.3f} ms predicted by {args.lut}")
 
 
-def _measure(runtime: str, cfg, model, directory: Path | None, settings: LatencySettings):
-    """Timings of ``model`` in ``runtime`` and the runtime's description: PyTorch's inference form, or the ONNX
-    graph in onnxruntime (an export's own ``model.onnx`` when it has one, else the model exported now)."""
-    import torch
-
-    from nasvit.latency.measure import measure_model_latency
+def _measure(cfg, model, directory: Path | None, settings: LatencySettings):
+    """Timings of ``model`` in ``settings.runtime`` and what was timed: PyTorch's inference form, or in onnxruntime an
+    export's own ``model.onnx`` where it has one, else the inference form's ONNX graph made now."""
+    from nasvit.latency.measure import measure_model_latency, measure_onnx_graphs, runtime_version
     from supernet import optimize_for_inference
 
-    if runtime == "torch":
-        stats = measure_model_latency(optimize_for_inference(model), cfg.resolution, settings)
-        return stats, f"torch {torch.__version__} (inference form)"
-    from nasvit.export.onnx_graph import export_onnx
-    from nasvit.latency.onnx_runtime import measure_onnx_latency, onnxruntime_version
-    from supernet.timm_models import subnet_pretrained_cfg
-
     shipped = directory / "model.onnx" if directory is not None else None
-    if shipped is not None and shipped.is_file():
-        payload, source = shipped.read_bytes(), str(shipped)
+    if settings.runtime == "onnxruntime" and shipped is not None and shipped.is_file():
+        shape = (settings.batch_size, 3, cfg.resolution, cfg.resolution)
+        stats, source = measure_onnx_graphs([shipped.read_bytes()], [shape], settings)[0], str(shipped)
     else:
-        preprocessing = getattr(model, "pretrained_cfg", None) or subnet_pretrained_cfg(cfg)
-        payload, source = export_onnx(model.eval(), preprocessing)[0], "exported now"
-    shape = (settings.batch_size, 3, cfg.resolution, cfg.resolution)
-    return measure_onnx_latency(payload, shape, settings), f"onnxruntime {onnxruntime_version()} ({source})"
+        stats = measure_model_latency(optimize_for_inference(model), cfg.resolution, settings)
+        source = "inference form" + (", exported to ONNX now" if settings.runtime == "onnxruntime" else "")
+    return stats, f"{runtime_version(settings.runtime)} ({source})"
 
 
 def _measured_subnet(args: argparse.Namespace):
@@ -282,6 +291,6 @@ def _describe_settings(settings: LatencySettings) -> str:
 
     threads = settings.threads if settings.threads is not None else torch.get_num_threads()
     return (
-        f"batch {settings.batch_size}, {threads} threads, {settings.dtype}, {settings.device}, "
+        f"{settings.runtime}, batch {settings.batch_size}, {threads} threads, {settings.dtype}, {settings.device}, "
         f"{settings.warmup} warm-up + {settings.repeats} timed runs"
     )

@@ -35,6 +35,9 @@ class LatencyConfig:
         source: ``lut`` (a per-block lookup table built by ``nasvit latency build-lut``) or ``measure``
             (time each candidate's static model here).
         lut: path of the lookup table (``source: lut``).
+        runtime: the runtime latency budgets mean: ``torch`` (PyTorch's inference form) or ``onnxruntime`` (the
+            model's ONNX graph); a table timed in another runtime is refused, and the check after the search times
+            in it.
         batch_size, threads, repeats: measurement settings (``source: measure``).
         verify: after the search, time each latency budget's winner and runners-up on this device and keep the
             most accurate one whose measured median is within the budget (or report the budget as not met).
@@ -46,6 +49,7 @@ class LatencyConfig:
 
     source: Literal["lut", "measure"] = "lut"
     lut: str | None = None
+    runtime: Literal["torch", "onnxruntime"] = "torch"
     batch_size: int = 1
     threads: int | None = None
     repeats: int = 20

@@ -25,6 +25,7 @@ from nasvit.config.loading import build, to_dict
 from nasvit.data import DataConfig, build_data, fixed_batches
 from nasvit.errors import NasvitError
 from nasvit.export.onnx_graph import export_onnx
+from nasvit.latency.onnx_runtime import require_onnxruntime
 from nasvit.runtime import checkpoint, run_directory
 from search_space import SubnetConfig, space_to_dict
 from supernet import NASViT, optimize_for_inference, recalibrate_bn
@@ -62,7 +63,7 @@ class ExportOptions:
     def check(self) -> None:
         """Refuse, before any work, what cannot be written here (ONNX without onnxruntime)."""
         if self.onnx:
-            _require_onnxruntime()
+            require_onnxruntime("--onnx")
 
 
 def export_subnet(
@@ -311,14 +312,6 @@ def _torchscript(model: torch.nn.Module, probe: torch.Tensor, reference: torch.T
     with torch.no_grad():
         difference = _max_difference(loaded(probe), reference)
     return buffer.getvalue(), difference
-
-
-def _require_onnxruntime() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise NasvitError("--onnx needs onnx and onnxruntime: pip install 'nasvit[onnx]'") from None
 
 
 def _max_difference(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -15,6 +15,7 @@ budget reported as not met, with every round's figures.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import statistics
@@ -81,6 +82,7 @@ class BudgetCheck:
         rounds: the rounds of timing, the first one of the search's own candidates.
         chosen: the most accurate candidate of the first round that had one whose measured median is within the
             budget; None: not met.
+        runtime: the runtime the candidates were timed in (``LatencySettings.runtime``).
     """
 
     budget: Budget
@@ -88,6 +90,7 @@ class BudgetCheck:
     searched: Candidate
     rounds: tuple[CheckRound, ...]
     chosen: TimedCandidate | None
+    runtime: str = "torch"
 
     @property
     def timed(self) -> tuple[TimedCandidate, ...]:
@@ -108,6 +111,7 @@ class BudgetCheck:
         chosen = self.chosen
         return {
             "met": self.met,
+            "runtime": self.runtime,
             "limit_ms": self.limit_ms,
             "searched_subnet": self.searched.key,
             "replaced": self.replaced,
@@ -171,7 +175,7 @@ def check_latency_budgets(
             budget.limit, tuple(TimedCandidate(c, c.costs[budget.metric], stats[c.key]) for c in contending)
         )
         limit = _measured_limit(budget, [stats[key] for key in extremes])
-        check = BudgetCheck(budget, limit, winners[budget], (first,), _within(first, limit))
+        check = BudgetCheck(budget, limit, winners[budget], (first,), _within(first, limit), settings.runtime)
         for _ in range(correction_rounds if check.chosen is None else 0):
             check = _correct(check, candidates, settings, objective, runners_up, search_within)
             if check.chosen is not None or len(check.rounds[-1].timed) == 0:
@@ -229,7 +233,7 @@ def _correct(
     warn_if_noisy(list(stats.values()), "candidate")
     new_round = CheckRound(limit, tuple(TimedCandidate(c, c.costs[budget.metric], stats[c.key]) for c in fresh))
     rounds = (*check.rounds, new_round)
-    return BudgetCheck(budget, check.limit_ms, check.searched, rounds, _within(new_round, check.limit_ms))
+    return dataclasses.replace(check, rounds=rounds, chosen=_within(new_round, check.limit_ms))
 
 
 def _with_winner(winner: Candidate, contending: list[Candidate]) -> list[Candidate]:
@@ -252,13 +256,14 @@ def describe_check(check: BudgetCheck) -> str:
     if check.chosen is None:
         fastest = min(check.timed, key=lambda t: t.measured.median_ms)
         return (
-            f"{label}: NOT MET on this device: none of the {len(check.timed)} most accurate candidates timed in "
+            f"{label}: NOT MET on this device in {check.runtime}: none of the {len(check.timed)} most accurate "
+            "candidates timed in "
             f"{len(check.rounds)} round(s) measures within {check.limit_ms:.4g} ms (fastest "
             f"{fastest.measured.describe()}, predicted {fastest.predicted_ms:.2f} ms); loosen the budget or rebuild "
             "the latency table on a quiet machine"
         )
     chosen = check.chosen
-    line = f"{label}: measured {chosen.measured.describe()}, predicted {chosen.predicted_ms:.2f} ms"
+    line = f"{label}: measured {chosen.measured.describe()} in {check.runtime}, predicted {chosen.predicted_ms:.2f} ms"
     if len(check.rounds) > 1:
         line += (
             f" (found in round {len(check.rounds) - 1}, under a corrected {check.rounds[-1].predicted_limit_ms:.4g} ms)"

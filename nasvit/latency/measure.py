@@ -2,7 +2,9 @@
 median with its spread (:class:`LatencyStats`).
 
 Latency is always of :func:`~supernet.optimize_for_inference`'s form of a model (BatchNorm folded,
-channels-last), the form a deployment runs; the exported ``model.safetensors`` keeps the trainable form. A
+channels-last), the form a deployment runs; the exported ``model.safetensors`` keeps the trainable form. It is run
+in the settings' runtime: PyTorch itself, or the form's ONNX graph in onnxruntime (:mod:`nasvit.latency.onnx_runtime`,
+for a deployment that ships ``model.onnx``). A
 measurement whose runs spread widely, or one taken while the machine is busy, is logged as a warning: on a
 shared CPU a second process can make a model read several times slower.
 """
@@ -13,7 +15,7 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nasvit.latency.onnx_runtime import module_to_onnx, onnx_runner, onnxruntime_version
 from nasvit.latency.settings import LatencySettings
 from search_space import SubnetConfig
 from supernet import NASViT, optimize_for_inference
@@ -122,6 +125,11 @@ def measure_model_latency(model: nn.Module, resolution: int, settings: LatencySe
     return measure_module_latency(model, (settings.batch_size, 3, resolution, resolution), settings)
 
 
+def runtime_version(runtime: str) -> str:
+    """``'torch 2.5.1'`` or ``'onnxruntime 1.20.1'``: the runtime and version a latency figure was measured in."""
+    return f"torch {torch.__version__}" if runtime == "torch" else f"onnxruntime {onnxruntime_version()}"
+
+
 def inference_model(cfg: SubnetConfig) -> nn.Module:
     """The inference form of ``cfg``'s static model, randomly initialised (weights do not matter for timing)."""
     return optimize_for_inference(NASViT(cfg))
@@ -149,12 +157,17 @@ def measure_modules_interleaved(
     memory_formats: list[torch.memory_format] | None = None,
 ) -> list[LatencyStats]:
     """Timings of each ``modules[i](x)`` for a random ``x`` of ``input_shapes[i]`` (stored in
-    ``memory_formats[i]``, default contiguous), timed in rounds that visit every module in turn.
+    ``memory_formats[i]``, default contiguous), timed in rounds that visit every module in turn, in
+    ``settings.runtime``: the module itself, or (``onnxruntime``) its ONNX graph in an onnxruntime session, where
+    the memory formats do not apply.
 
     Spreading each module's ``settings.repeats`` runs over rounds (of about 5 runs each) makes slow drift of a
     shared machine hit all modules alike, so their ranking holds (run to run, one sequential pass per module
     ranks worse).
     """
+    if settings.runtime == "onnxruntime":
+        graphs = [module_to_onnx(module, shape) for module, shape in zip(modules, input_shapes, strict=True)]
+        return measure_onnx_graphs(graphs, input_shapes, settings)
     dtype, device = getattr(torch, settings.dtype), torch.device(settings.device)
     formats = memory_formats or [torch.contiguous_format] * len(modules)
     modules = [m.to(device=device, dtype=dtype).eval() for m in modules]
@@ -163,8 +176,22 @@ def measure_modules_interleaved(
         for shape, layout in zip(input_shapes, formats, strict=True)
     ]
     with torch_threads(settings.threads):
-        times = _timed_runs(modules, inputs, settings)
-    return [LatencyStats.of(record) for record in times]
+        return _measure_runners(modules, inputs, settings)
+
+
+def measure_onnx_graphs(
+    payloads: list[bytes], input_shapes: list[tuple[int, ...]], settings: LatencySettings
+) -> list[LatencyStats]:
+    """Timings of each ONNX graph ``payloads[i]`` (an export's ``model.onnx``) in onnxruntime on a random float32
+    input of ``input_shapes[i]``, in interleaved rounds as :func:`measure_modules_interleaved` times modules."""
+    runners = [onnx_runner(payload, settings.threads) for payload in payloads]
+    return _measure_runners(runners, [torch.randn(shape) for shape in input_shapes], settings)
+
+
+def _measure_runners(
+    runners: list[Callable[[torch.Tensor], object]], inputs: list[torch.Tensor], settings: LatencySettings
+) -> list[LatencyStats]:
+    return [LatencyStats.of(record) for record in _timed_runs(runners, inputs, settings)]
 
 
 @contextmanager
@@ -180,8 +207,11 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _timed_runs(modules: list[nn.Module], inputs: list[torch.Tensor], settings: LatencySettings) -> list[list[float]]:
-    """Seconds of each module's timed runs, after its warm-up, in rounds that visit every module in turn."""
+def _timed_runs(
+    modules: list[Callable[[torch.Tensor], object]], inputs: list[torch.Tensor], settings: LatencySettings
+) -> list[list[float]]:
+    """Seconds of each module's (or runner's) timed runs, after its warm-up, in rounds that visit every one in
+    turn."""
     synchronize = torch.cuda.synchronize if inputs and inputs[0].device.type == "cuda" else (lambda: None)
     for module, x in zip(modules, inputs):
         for _ in range(settings.warmup):

@@ -179,7 +179,8 @@ def plot_report(report: dict, path: str) -> None:
         axis.set_ylabel("measured latency (ms)")
     figure.suptitle(
         f"{report['space']} at {report['resolution']} px, {report['samples']} subnets, "
-        f"batch {report['settings']['batch_size']}, {report['settings']['threads']} threads, {report['device_name']}",
+        f"{report['settings']['runtime']}, batch {report['settings']['batch_size']}, "
+        f"{report['settings']['threads']} threads, {report['device_name']}",
         fontsize=10,
     )
     figure.tight_layout()

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from nasvit.errors import NasvitError
+from nasvit.latency.onnx_runtime import onnxruntime_version
 from nasvit.latency.settings import LatencySettings
 from nasvit.latency.table_quality import TableQuality
 from nasvit.runtime.atomic_json import write_json_atomic
@@ -64,6 +65,7 @@ class TableHeader:
         group_size: blocks timed together in interleaved rounds (:data:`GROUP_SIZE`).
         device_name: CPU model or GPU name.
         torch: torch version.
+        onnxruntime: onnxruntime version for a table timed in onnxruntime (``settings.runtime``); empty otherwise.
     """
 
     space: str
@@ -73,6 +75,7 @@ class TableHeader:
     group_size: int
     device_name: str
     torch: str
+    onnxruntime: str = ""
 
     @classmethod
     def current(cls, space: SearchSpace, resolutions: Iterable[int], settings: LatencySettings) -> TableHeader:
@@ -86,6 +89,7 @@ class TableHeader:
             group_size=GROUP_SIZE,
             device_name=device_name(settings.device),
             torch=torch.__version__,
+            onnxruntime=onnxruntime_version() if settings.runtime == "onnxruntime" else "",
         )
 
     def to_dict(self) -> dict:
@@ -93,8 +97,10 @@ class TableHeader:
 
     @classmethod
     def from_dict(cls, data: dict) -> TableHeader:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {name: data[name] for name in fields}
+        values = {  # fields with a default (added after format 2 began) may be missing from older tables
+            f.name: data[f.name] if f.default is dataclasses.MISSING else data.get(f.name, f.default)
+            for f in dataclasses.fields(cls)
+        }
         values["settings"] = LatencySettings(**values["settings"])
         values["resolutions"] = tuple(values["resolutions"])
         return cls(**values)

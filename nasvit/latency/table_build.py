@@ -35,6 +35,7 @@ from search_space.spec import StageSpec
 logger = logging.getLogger(__name__)
 
 CALIBRATION_RUNS = 5  # at least this many timed runs per calibration subnet: one run is too noisy to fit on
+CALIBRATION_SUBNETS = 16  # random subnets each resolution's in-network calibration is fitted on
 
 
 def enumerate_blocks(space: SearchSpace, resolutions: Iterable[int]) -> list[PartPlan]:
@@ -86,7 +87,7 @@ def fit_calibration(
     table: LatencyTable,
     resolution: int,
     settings: LatencySettings,
-    subnets: int = 16,
+    subnets: int = CALIBRATION_SUBNETS,
     busy: BusyChecks | None = None,
 ) -> dict:
     """Fit how table sums map to whole-network latency at ``resolution``, on ``subnets`` random subnets.
@@ -170,8 +171,10 @@ def build_lut(
     out_path: str | Path,
     progress: bool = True,
     retime_poor: bool = False,
+    calibration_subnets: int = CALIBRATION_SUBNETS,
 ) -> LatencyTable:
-    """Time every block of ``space`` at ``resolutions`` once and write the table to ``out_path``.
+    """Time every block of ``space`` at ``resolutions`` once, calibrate each resolution on ``calibration_subnets``
+    random subnets (:func:`fit_calibration`) and write the table to ``out_path``.
 
     When ``out_path`` already holds a table of the same space measured with the same settings on the same
     device and torch version, its entries are kept and only missing blocks are timed (an interrupted
@@ -202,7 +205,9 @@ def build_lut(
     calibrate = [r for r in resolutions if todo or r not in table.calibration]
     for resolution in calibrate:
         table.calibration.pop(resolution, None)  # a refused calibration must not leave the old one in use
-        table.calibration[resolution] = fit_calibration(table, resolution, table.settings, busy=busy)
+        table.calibration[resolution] = fit_calibration(
+            table, resolution, table.settings, calibration_subnets, busy=busy
+        )
         table.save(out_path)
     if todo or calibrate or table.quality is None:
         table.quality = TableQuality.of(table.spreads, table.calibration, busy.share)

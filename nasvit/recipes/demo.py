@@ -27,7 +27,8 @@ from nasvit.config.train import TrainConfig
 from nasvit.data import build_data
 from nasvit.evaluation import accuracy
 from nasvit.export.directory import ExportOptions, export_subnet, load_model, read_description
-from nasvit.latency.measure import measure_modules_interleaved, warn_if_noisy
+from nasvit.latency.measure import LatencyStats, measure_modules_interleaved, measure_onnx_graphs, warn_if_noisy
+from nasvit.latency.onnx_runtime import onnxruntime_available
 from nasvit.latency.settings import LatencySettings
 from nasvit.latency.table import LatencyTable
 from nasvit.latency.table_build import build_lut
@@ -40,7 +41,7 @@ from search_space import load_space, parse_space
 logger = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("subnet", "macs", "params", "activations", "latency_ms", "latency_p10_ms", "latency_p90_ms")
-SUMMARY_KEYS += ("top1", "export_dir")
+SUMMARY_KEYS += ("onnxruntime_ms", "onnxruntime_p10_ms", "onnxruntime_p90_ms", "top1", "export_dir")
 LUT_FILE = "latency_table.json"
 # One thread: on a small shared CPU a single-threaded model times steadily; the table and every check use it.
 DEMO_LATENCY = LatencySettings(threads=1, warmup=5, repeats=20)
@@ -164,7 +165,7 @@ class DemoRecipe:
             cfg,
             directory,
             entry.get("metrics"),
-            options=ExportOptions(torchscript=True, overwrite=True),
+            options=ExportOptions(torchscript=True, onnx=onnxruntime_available(), overwrite=True),
         )
         logger.info("exported %s: largest differences %s", directory, report.differences)
         return directory
@@ -173,7 +174,8 @@ class DemoRecipe:
         self, best: list[dict[str, Any]], exports: dict[str, Path], data, table: LatencyTable
     ) -> list[dict[str, Any]]:
         """One row per budget; each distinct exported subnet is timed once (all of them interleaved, at one
-        thread as the table was) and evaluated once, so a subnet two budgets share shows one latency."""
+        thread as the table was) in PyTorch and, where the export has its ``model.onnx``, in onnxruntime, and
+        evaluated once, so a subnet two budgets share shows one latency."""
         descriptions = {budget: read_description(directory) for budget, directory in exports.items()}
         distinct: dict[str, Path] = {}
         for budget, directory in exports.items():
@@ -183,6 +185,7 @@ class DemoRecipe:
         shapes = [(self.latency.batch_size, 3, m.resolution, m.resolution) for m in models.values()]
         timings = dict(zip(models, measure_modules_interleaved(list(models.values()), shapes, self.latency)))
         warn_if_noisy(list(timings.values()), "exported model")
+        onnx_timings = self._time_onnx_graphs(distinct, shapes)
         loader = data.loader("val", batch_size=256, shuffle=False)
         with torch.inference_mode():
             top1 = {subnet: accuracy(model, loader)["top1"] for subnet, model in models.items()}
@@ -205,11 +208,30 @@ class DemoRecipe:
                     "latency_p10_ms": timing.p10_ms,
                     "latency_p90_ms": timing.p90_ms,
                     "predicted_latency_ms": predicted[subnet],
+                    **_onnx_figures(onnx_timings.get(subnet)),
                     "top1": top1[subnet],
                     "export_dir": str(directory),
                 }
             )
         return rows
+
+    def _time_onnx_graphs(self, distinct: dict[str, Path], shapes: list[tuple[int, ...]]) -> dict[str, LatencyStats]:
+        """Timings in onnxruntime of the exports' ``model.onnx`` files, interleaved, by subnet (those exported
+        without onnxruntime installed have none)."""
+        graphs = {subnet: d / "model.onnx" for subnet, d in distinct.items() if (d / "model.onnx").is_file()}
+        if not graphs:
+            return {}
+        shape_of = dict(zip(distinct, shapes))
+        settings = dataclasses.replace(self.latency, runtime="onnxruntime")
+        stats = measure_onnx_graphs([p.read_bytes() for p in graphs.values()], [shape_of[s] for s in graphs], settings)
+        warn_if_noisy(stats, "exported ONNX model")
+        return dict(zip(graphs, stats))
+
+
+def _onnx_figures(timing: LatencyStats | None) -> dict[str, float | None]:
+    """The summary row's onnxruntime latency (None where the export has no ``model.onnx``)."""
+    figures = (timing.median_ms, timing.p10_ms, timing.p90_ms) if timing is not None else (None,) * 3
+    return dict(zip(("onnxruntime_ms", "onnxruntime_p10_ms", "onnxruntime_p90_ms"), figures))
 
 
 def _not_met_row(entry: dict[str, Any]) -> dict[str, Any]:
@@ -278,8 +300,9 @@ def _search_started(directory: Path) -> bool:
 
 def _current_export(directory: Path, subnet: str) -> bool:
     """Whether ``directory`` holds an export of ``subnet`` made by this version (one whose ``model.ts`` is the
-    inference form, so its verification lists ``inference``)."""
-    if not (directory / "subnet.json").exists():
+    inference form, so its verification lists ``inference``), with its ``model.onnx`` where onnxruntime is here."""
+    onnx_missing = onnxruntime_available() and not (directory / "model.onnx").exists()
+    if not (directory / "subnet.json").exists() or onnx_missing:
         return False
     description = read_description(directory)
     return description["subnet"] == subnet and "inference" in description["verification"]["max_abs_difference"]
@@ -291,21 +314,27 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     names = [describe_budget(row["budget"], row.get("limit")) for row in rows]
     width = max([16, *map(len, names)])
     header = (
-        f"{'budget':<{width}} {'MACs':>8} {'params':>8} {'activations':>11} {'CPU latency (p10-p90)':>23} "
-        f"{'val top-1':>9}"
+        f"{'budget':<{width}} {'MACs':>8} {'params':>8} {'activations':>11} {'torch latency (p10-p90)':>23} "
+        f"{'onnxruntime (p10-p90)':>23} {'val top-1':>9}"
     )
     lines = [header, "-" * len(header)]
     for name, row in zip(names, rows):
         if not row["met"]:
             lines.append(f"{name:<{width}} NOT MET: {row['reason']}")
             continue
-        latency = f"{row['latency_ms']:.2f}ms ({row['latency_p10_ms']:.2f}-{row['latency_p90_ms']:.2f})"
+        latency = _latency_cell(row["latency_ms"], row["latency_p10_ms"], row["latency_p90_ms"])
+        onnx = _latency_cell(row.get("onnxruntime_ms"), row.get("onnxruntime_p10_ms"), row.get("onnxruntime_p90_ms"))
         lines.append(
             f"{name:<{width}} {row['macs'] / 1e6:>7.3f}M {row['params'] / 1e3:>7.1f}K "
-            f"{row['activations'] / 1e3:>10.1f}K {latency:>23} {row['top1']:>8.2f}%"
+            f"{row['activations'] / 1e3:>10.1f}K {latency:>23} {onnx:>23} {row['top1']:>8.2f}%"
         )
     lines += [f"{row['budget']}: {row['subnet']}" for row in rows if row["met"]]
     return "\n".join(lines)
+
+
+def _latency_cell(median: float | None, p10: float | None, p90: float | None) -> str:
+    """``'2.36ms (1.82-3.08)'``, or ``'-'`` where there is no figure."""
+    return "-" if median is None else f"{median:.2f}ms ({p10:.2f}-{p90:.2f})"
 
 
 def _slug(label: str) -> str:

@@ -248,7 +248,9 @@ def latency_source(config: SearchConfig, space: SearchSpace):
 
     latency = config.latency
     if latency.source == "measure":
-        settings = LatencySettings(batch_size=latency.batch_size, threads=latency.threads, repeats=latency.repeats)
+        settings = LatencySettings(
+            batch_size=latency.batch_size, threads=latency.threads, repeats=latency.repeats, runtime=latency.runtime
+        )
         return (lambda cfg: measure_latency(cfg, settings).median_ms), settings
     if latency.lut is None:
         raise NasvitError(
@@ -257,6 +259,12 @@ def latency_source(config: SearchConfig, space: SearchSpace):
     from nasvit.latency.table import LatencyTable
 
     table = LatencyTable.load(latency.lut, space)
+    if table.settings.runtime != latency.runtime:
+        raise NasvitError(
+            f"latency table {latency.lut} was timed in {table.settings.runtime}, but latency.runtime is "
+            f"{latency.runtime}: build a table in {latency.runtime} (nasvit latency build-lut --runtime "
+            f"{latency.runtime}) or set latency.runtime={table.settings.runtime}"
+        )
     missing = sorted(set(space.resolutions) - set(table.calibration))
     if missing:
         raise NasvitError(
