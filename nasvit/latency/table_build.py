@@ -176,10 +176,9 @@ def build_lut(
     """Time every block of ``space`` at ``resolutions`` once, calibrate each resolution on ``calibration_subnets``
     random subnets (:func:`fit_calibration`) and write the table to ``out_path``.
 
-    When ``out_path`` already holds a table of the same space measured with the same settings on the same
-    device and torch version, its entries are kept and only missing blocks are timed (an interrupted
-    build resumes; new resolutions are added); with ``retime_poor`` a finished table recorded as poor is timed
-    again from scratch instead.
+    When ``out_path`` already holds a table of the same space measured with the same settings (runtime included) on
+    the same device and versions, its entries are kept and only missing blocks are timed (an interrupted build
+    resumes; new resolutions are added); with ``retime_poor`` a poor finished table is timed again from scratch.
 
     Blocks are timed in a seeded random order, :data:`GROUP_SIZE` at a time in interleaved rounds, so a slow
     drift of a shared machine spreads as noise over all stages instead of biasing whichever stage was timed
