@@ -28,10 +28,13 @@ from tests.supernet_helpers import FAST_TIMING, SEARCH_FAST
 QUICK = ["--repeats", "3", "--warmup", "1", "--threads", "1", "--json"]
 
 
-def test_a_subnet_is_exported_and_timed_in_onnxruntime(capsys):
-    arch = str(load_space("tiny").min_subnet())
-    assert main(["latency", "measure", "--space", "tiny", "--arch", arch, "--runtime", "onnxruntime", *QUICK]) == 0
-    onnx = json.loads(capsys.readouterr().out)
+def test_a_subnet_is_exported_and_timed_in_onnxruntime(table_file, capsys):
+    arch = str(load_space("tiny").min_subnet())  # at 16 px, the resolution of table_file (timed in torch)
+    measure = ["latency", "measure", "--space", "tiny", "--arch", arch, "--lut", str(table_file)]
+    assert main([*measure, "--runtime", "onnxruntime", *QUICK]) == 0
+    out, err = capsys.readouterr()
+    onnx = json.loads(out)
+    assert f"{table_file} was timed in torch, this is onnxruntime" in err and onnx["lut_ms"] > 0
     assert onnx["runtime"].startswith("onnxruntime ") and "exported to ONNX now" in onnx["runtime"]
     assert onnx["latency_ms"] > 0
     assert main(["latency", "measure", "--space", "tiny", "--arch", arch, *QUICK]) == 0

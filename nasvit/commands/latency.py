@@ -221,7 +221,10 @@ def run_measure(args: argparse.Namespace) -> None:
 
     settings = settings_from_args(args)
     cfg, model, directory = _measured_subnet(args)
-    predicted = LatencyTable.load(args.lut, cfg.space).predict(cfg) if args.lut else None
+    table = LatencyTable.load(args.lut, cfg.space) if args.lut else None
+    predicted = table.predict(cfg) if table is not None else None
+    if table is not None and table.settings.runtime != settings.runtime:
+        print(f"warning: {args.lut} was timed in {table.settings.runtime}, this is {settings.runtime}", file=sys.stderr)
     _warn_if_busy(settings)
     stats, runtime = _measure(cfg, model, directory, settings)
     warn_if_noisy([stats])

@@ -175,8 +175,7 @@ def measure_modules_interleaved(
         torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=layout)
         for shape, layout in zip(input_shapes, formats, strict=True)
     ]
-    with torch_threads(settings.threads):
-        return _measure_runners(modules, inputs, settings)
+    return measure_callables_interleaved(modules, inputs, settings)
 
 
 def measure_onnx_graphs(
@@ -185,13 +184,17 @@ def measure_onnx_graphs(
     """Timings of each ONNX graph ``payloads[i]`` (an export's ``model.onnx``) in onnxruntime on a random float32
     input of ``input_shapes[i]``, in interleaved rounds as :func:`measure_modules_interleaved` times modules."""
     runners = [onnx_runner(payload, settings.threads) for payload in payloads]
-    return _measure_runners(runners, [torch.randn(shape) for shape in input_shapes], settings)
+    return measure_callables_interleaved(runners, [torch.randn(shape) for shape in input_shapes], settings)
 
 
-def _measure_runners(
-    runners: list[Callable[[torch.Tensor], object]], inputs: list[torch.Tensor], settings: LatencySettings
+@torch.inference_mode()
+def measure_callables_interleaved(
+    callables: list[Callable[[torch.Tensor], object]], inputs: list[torch.Tensor], settings: LatencySettings
 ) -> list[LatencyStats]:
-    return [LatencyStats.of(record) for record in _timed_runs(runners, inputs, settings)]
+    """Timings of each ``callables[i](inputs[i])`` (a module, or an :func:`~nasvit.latency.onnx_runtime.onnx_runner`:
+    both runtimes can be timed in one interleaved measurement), with torch on ``settings.threads`` threads."""
+    with torch_threads(settings.threads):
+        return [LatencyStats.of(record) for record in _timed_runs(callables, inputs, settings)]
 
 
 @contextmanager
