@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nasvit.latency.onnx_runtime import ONNX_OPSET
 from supernet import NASViT
 
 ONNX_BATCHES = (1, 4)  # onnxruntime parity is checked at these batch sizes
@@ -53,7 +54,7 @@ def export_onnx(
             (torch.randn(2, 3, trace_size, trace_size, generator=generator),),
             buffer,
             dynamo=False,
-            opset_version=17,
+            opset_version=ONNX_OPSET,
             input_names=["images"],
             output_names=["logits"],
             dynamic_axes={"images": axes, "logits": {0: "batch"}},
