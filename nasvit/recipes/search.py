@@ -198,8 +198,12 @@ class SearchRecipe:
         )
         try:
             return run_search(self.space, self.scorer, evolve).candidates
-        except BudgetError:  # no subnet of the space is predicted within the corrected limit
-            logger.info("no subnet of space '%s' is predicted within %.4g ms", self.space.name, predicted_limit_ms)
+        except BudgetError as err:  # e.g. the space's smallest subnet is predicted over the corrected limit
+            logger.info(
+                "no new search under a predicted %.4g ms (%s); choosing among the candidates already scored",
+                predicted_limit_ms,
+                "; ".join(err.problems),
+            )
             return []
 
     def _summary(self, result: SearchResult, checks: dict[str, BudgetCheck], seconds: float) -> dict[str, Any]:
