@@ -18,6 +18,10 @@ The parts, in the order they run (the JSON is rewritten atomically after each, s
     BN recalibration of the supernet (which the export copies), on the weights (b) trained in fp32.
 (d) latency (median, p10, p90) of the inference form of the smallest, a median-MACs and the largest subnet at
     batch 1 and 64, in fp32 and bf16 (weights and inputs cast, as ``nasvit.latency`` measures).
+(e) Fast and Accurate Model Scaling's runtime table on this device: the space's smallest subnet scaled by every
+    rule of ``nasvit scale`` to 2, 4 and 8 times its MACs, each in the inference form at batch 128 in bf16, and the
+    Pearson and Spearman correlation of runtime with MACs, params and activations over the models (the paper, on
+    GPUs: 0.86 for FLOPs, 0.56 for params; ``benchmarks/scaling_rules.py`` measures the same on a CPU).
 (a') the fastest setting of (a) again with the supernet's forward compiled (``nn.Module.compile``). The Python
     step stays eager: its host reads (``.tolist()``, ``.item()``) and ``backward()`` would split a compiled step
     into fragments anyway. Compilation goes last, and starts only with ``compile_reserve_s`` of the budget left,
@@ -57,7 +61,10 @@ from torch import Tensor, nn
 
 from nasvit.config.train import OptimConfig, ProjectionConfig, SandwichConfig
 from nasvit.data import DataConfig
+from nasvit.latency.measure import inference_model
+from nasvit.latency.report import pearson, spearman
 from search_space import SearchSpace, SubnetConfig, load_space
+from search_space.scaling import RULES, scale_subnet
 from supernet import Supernet, optimize_for_inference, recalibrate_bn
 from supernet.bn_calibration import BatchNormSnapshot
 from supernet.training.losses import smoothed_one_hot
@@ -68,6 +75,7 @@ LATENCY_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 LOSS_GAP_LR = 1e-3  # high enough that the runs visibly fit their fixed batches, so the two curves can drift apart
 LOSS_GAP_BATCHES = 4  # fixed batches the loss-gap runs cycle through
 LOSS_GAP_TAIL = 10  # last losses averaged for the gap
+SCALING_METRICS = ("macs", "params", "activations")
 MEDIAN_POOL = 101  # random subnets among which the median-MACs one is picked
 NO_CUDA_MEMORY = "CUDA memory statistics need a CUDA device"
 
@@ -85,6 +93,7 @@ class Sizes:
         loss_steps, loss_batch_size: length and batch of the fp32 / bf16 runs of part (b).
         parity_batch_size: images per batch of BN recalibration and comparison in part (c).
         latency_batches, latency_warmup, latency_repeats: part (d).
+        scaling_factors, scaling_batch: MACs factors and batch size of part (e).
         tail_reserve_s: seconds of budget part (b) leaves for parts (c) and (d).
         compile_reserve_s: seconds of budget that must be left to start compilation.
     """
@@ -101,12 +110,14 @@ class Sizes:
     latency_batches: tuple[int, ...]
     latency_warmup: int
     latency_repeats: int
+    scaling_factors: tuple[float, ...]
+    scaling_batch: int
     tail_reserve_s: float
     compile_reserve_s: float
 
 
-GPU_SIZES = Sizes("nasvit", 224, 1000, 128, 3, 20, 100, 32, 8, (1, 64), 10, 50, 30.0, 150.0)
-TINY_SIZES = Sizes("tiny", 32, 10, 8, 1, 3, 10, 8, 4, (1, 4), 1, 5, 0.0, 0.0)
+GPU_SIZES = Sizes("nasvit", 224, 1000, 128, 3, 20, 100, 32, 8, (1, 64), 10, 50, (2.0, 4.0, 8.0), 128, 30.0, 150.0)
+TINY_SIZES = Sizes("tiny", 32, 10, 8, 1, 3, 10, 8, 4, (1, 4), 1, 5, (2.0,), 4, 0.0, 0.0)
 
 
 class Budget:
@@ -506,6 +517,53 @@ def part_latency(run: Run, net: Supernet) -> list[dict[str, Any]]:
     return results
 
 
+# ---------------------------------------------------------------------------------- (e) scaling rules
+
+
+def scaled_models(space: SearchSpace, factors: tuple[float, ...]) -> dict[str, SubnetConfig]:
+    """The smallest subnet of ``space`` and it scaled by every rule to each factor."""
+    base = space.min_subnet()
+    models = {"base": base}
+    models.update({f"{rule} x{f:g}": scale_subnet(base, rule, f).cfg for rule in RULES for f in factors})
+    return models
+
+
+def part_scaling(run: Run) -> dict[str, Any]:
+    """Part (e): runtime of every scaled model (random weights: they do not change the runtime) and its correlation
+    with MACs, params and activations; each model leaves the compilation its budget reserve."""
+    dtype = LATENCY_DTYPES["bf16"]
+    entries = []
+    section = {"dtype": "bf16", "batch": run.sizes.scaling_batch, "models": entries}
+    for name, cfg in scaled_models(run.space, run.sizes.scaling_factors).items():
+        cost = cfg.space.cost(cfg)
+        entry = {"model": name, "config": str(cfg), "macs": cost.macs, "params": cost.params}
+        entry["activations"] = cost.activations
+        skip = run.budget.refuses(run.sizes.compile_reserve_s)
+        model = None if skip else inference_model(cfg).to(device=run.device, dtype=dtype)
+        entry.update(_guarded(skip, measure_latency, run, model, cfg.resolution, run.sizes.scaling_batch, dtype))
+        entries.append(entry)
+        run.report.set("scaling", section)
+    section["correlations"] = scaling_correlations(entries)
+    run.report.set("scaling", section)
+    print(_scaling_lines(section), flush=True)
+    return section
+
+
+def scaling_correlations(entries: list[dict[str, Any]]) -> dict[str, dict[str, float]] | None:
+    """Pearson and Spearman of median runtime with each metric over the models that ran (None under three)."""
+    ran = [entry for entry in entries if entry["status"] == "ran"]
+    if len(ran) < 3:
+        return None
+    runtime = [entry["median_ms"] for entry in ran]
+    return {
+        metric: {
+            "pearson": pearson([entry[metric] for entry in ran], runtime),
+            "spearman": spearman([entry[metric] for entry in ran], runtime),
+        }
+        for metric in SCALING_METRICS
+    }
+
+
 # ------------------------------------------------------------------------------------------ plumbing
 
 
@@ -669,6 +727,19 @@ def _latency_lines(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _scaling_lines(section: dict[str, Any]) -> str:
+    lines = [f"(e) scaled models, {section['dtype']} batch {section['batch']}, ms: median [p10, p90]"]
+    for entry in section["models"]:
+        where = f"  {entry['model']:<16} {entry['macs'] / 1e6:9.1f} M MACs"
+        if entry["status"] != "ran":
+            lines.append(f"{where} {entry['status']}: {entry.get('reason') or entry.get('error')}")
+        else:
+            lines.append(f"{where} {entry['median_ms']:9.3f} [{entry['p10_ms']:.3f}, {entry['p90_ms']:.3f}]")
+    for metric, values in (section["correlations"] or {}).items():
+        lines.append(f"  runtime vs {metric}: Pearson {values['pearson']:.3f}, Spearman {values['spearman']:.3f}")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -724,6 +795,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     weights = "after the fp32 run of part (b)" if loss_gap["status"] == "ran" else "initial"
     part_parity(run, trained, weights)
     part_latency(run, trained)
+    part_scaling(run)
     part_compile(run, eager)
     report.set("finished", True)
     print(f"wrote {args.out} after {budget.elapsed():.0f} s (budget {args.budget_s:.0f} s)", flush=True)

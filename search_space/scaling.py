@@ -18,9 +18,12 @@ Rounding is coarse and attention grows with the square of the token count, so th
 the MACs: :func:`scale_subnet` solves t on the analytical cost model (a bisection on t for the first rounded subnet
 that reaches the target, then a scan of t within a factor 1.3 of it for the closest). Depths step by whole blocks
 in every stage at once, so for the rules that scale width the width multiplier then takes a correction within
-1/1.15 to 1.15 that brings the MACs within 1% where the steps allow (``ScaledSubnet.width_correction``). Where a
-rule's rounding cannot come within 3% (depth or resolution alone on a small subnet), ``ScaledSubnet.macs_ratio``
-shows by how much it misses.
+1/1.15 to 1.15 (``ScaledSubnet.width_correction``). Where the MACs are still more than 1% off, single dimensions
+(a stage's width or depth, the stem, the head, the resolution) round to their other neighbour instead of the
+nearest, greedily, one or two at a time. Where a rule's rounding cannot come within 3%, ``ScaledSubnet.macs_ratio``
+shows by how much it misses: resolution alone on a subnet with windowed attention, whose input sides that tile the
+windows change the feature maps in coarse steps (``nasvit``'s smallest subnet: 256 px gives 1.85x the MACs, the
+next tiling side, 276 px, 2.39x).
 
 The scaled subnet lies outside the base space's choice lists, so it comes with a one-subnet space made from the
 base space (same blocks and switches, one choice per list): an ordinary space a supernet, an export and timm take.
@@ -29,6 +32,7 @@ base space (same blocks and switches, one choice per list): an ordinary space a 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -121,11 +125,15 @@ def scale_subnet(
     if phi is not None:
         t, correction = math.exp(phi), 1.0
         factor = math.prod(c**p for c, p in zip(EFFICIENTNET_COEFFICIENTS, (1, 2, 2))) ** phi
-        space, scaled = _scaled(cfg, exponents, t)
+        space, scaled = _build(cfg, _exact(cfg, exponents, t))
     else:
         if factor < 1.0:
             raise ValueError(f"factor {factor} is below 1; scaling here grows a subnet (give 2, 4, 8, ...)")
         t, correction, space, scaled = _solve(cfg, exponents, factor * base_cost.macs)
+    setting = f"phi{phi:g}" if phi is not None else f"x{factor:g}"
+    named = {**space_to_dict(space), "name": f"{cfg.space.name}_{rule}_{setting}".replace(".", "p")}
+    space = parse_space(named, source=f"{cfg.space.name} scaled")
+    scaled = space.max_subnet()
     depth, width, resolution = (t**e for e in exponents)
     cost = space.cost(scaled)
     return ScaledSubnet(
@@ -137,10 +145,11 @@ def _solve(
     cfg: SubnetConfig, exponents: tuple[float, ...], target: float
 ) -> tuple[float, float, SearchSpace, SubnetConfig]:
     """The multiplier t (and width correction) whose rounded subnet's MACs are closest to ``target``: bisection on
-    the first t whose MACs reach it, a scan around it, then, for rules that scale width, a width correction."""
+    the first t whose MACs reach it, a scan around it, for rules that scale width a width correction, then the
+    rounding of single dimensions flipped to their other neighbour (:func:`_refine_rounding`)."""
 
     def macs(t: float, correction: float = 1.0) -> int:
-        space, scaled = _scaled(cfg, exponents, t, correction)
+        space, scaled = _build(cfg, _exact(cfg, exponents, t, correction))
         return space.cost(scaled).macs
 
     low, high = 1.0, 2.0
@@ -159,26 +168,72 @@ def _solve(
     if exponents[1] > 0 and abs(macs(t) / target - 1.0) > _CLOSE:  # depth and resolution steps: width closes the gap
         grid = [_CORRECTION_SPAN ** (i / _SCAN_POINTS) for i in range(-_SCAN_POINTS, _SCAN_POINTS + 1)]
         correction = min(grid, key=lambda c: (abs(macs(t, c) - target), abs(math.log(c))))
-    return (t, correction, *_scaled(cfg, exponents, t, correction))
+    return (t, correction, *_refine_rounding(cfg, _exact(cfg, exponents, t, correction), target))
 
 
-def _scaled(
-    cfg: SubnetConfig, exponents: tuple[float, ...], t: float, correction: float = 1.0
-) -> tuple[SearchSpace, SubnetConfig]:
-    """The one-subnet space and subnet of ``cfg`` with depth, width and resolution multiplied by t^e (width also by
-    ``correction``), rounded."""
-    base = cfg.space
+@dataclass(frozen=True)
+class _Exact:
+    """A scaled subnet's dimensions before rounding: input side, stem, stage widths and depths, head width."""
+
+    resolution: float
+    stem: float
+    widths: tuple[float, ...]
+    depths: tuple[float, ...]
+    head: float
+
+
+def _exact(cfg: SubnetConfig, exponents: tuple[float, ...], t: float, correction: float = 1.0) -> _Exact:
+    """``cfg``'s dimensions multiplied by t^e (widths also by ``correction``)."""
     depth, width, resolution = (t**e for e in exponents)
     width *= correction
+    return _Exact(
+        cfg.resolution * resolution,
+        cfg.stem_width * width,
+        tuple(choice.width * width for choice in cfg.stages),
+        tuple(choice.depth * depth for choice in cfg.stages),
+        cfg.head_width * width,
+    )
+
+
+def _refine_rounding(cfg: SubnetConfig, exact: _Exact, target: float) -> tuple[SearchSpace, SubnetConfig]:
+    """The rounded subnet of ``exact`` closest to ``target`` MACs when each dimension may round to its nearest
+    allowed value or to its other neighbour: greedy, one flip at a time (the flip that brings the MACs closest; two
+    at once where every single one overshoots), until within 1% or no flip helps. A dimension the rule leaves
+    unscaled sits on an allowed value and stays."""
+    dimensions = [("resolution", 0), ("stem", 0), ("head", 0)]
+    dimensions += [(kind, i) for kind in ("width", "depth") for i in range(len(cfg.stages))]
+
+    def error(flips: frozenset) -> float:
+        space, scaled = _build(cfg, exact, flips)
+        return abs(space.cost(scaled).macs / target - 1.0)
+
+    singles = [frozenset([d]) for d in dimensions]
+    pairs = [frozenset(pair) for pair in itertools.combinations(dimensions, 2)]
+    flips: frozenset = frozenset()
+    best = error(flips)
+    while best > _CLOSE:
+        trial, move = min(((error(flips ^ m), sorted(m)) for m in singles), default=(best, []))
+        if trial >= best:  # one flip overshoots where two (one up, one down) may land
+            trial, move = min((error(flips ^ m), sorted(m)) for m in pairs)
+        if trial >= best:
+            break
+        flips, best = flips ^ frozenset(move), trial
+    return _build(cfg, exact, flips)
+
+
+def _build(cfg: SubnetConfig, exact: _Exact, flips: frozenset = frozenset()) -> tuple[SearchSpace, SubnetConfig]:
+    """The one-subnet space and subnet of ``exact`` rounded: each dimension to its nearest allowed value, or to its
+    other neighbour where ``flips`` names it (``("width", i)``, ``("depth", i)``, ``("stem", 0)``, ...)."""
+    base = cfg.space
     head_dim = base.transformer.head_dim
     stages = []
-    for spec, choice in zip(base.stages, cfg.stages):
+    for i, (spec, choice) in enumerate(zip(base.stages, cfg.stages)):
         divisor = math.lcm(base.channel_divisor, head_dim) if spec.is_transformer else base.channel_divisor
         stages.append(
             dataclasses.replace(
                 spec,
-                widths=(make_divisible(choice.width * width, divisor),),
-                depths=(max(1, round(choice.depth * depth)),),
+                widths=(_width(exact.widths[i], divisor, ("width", i) in flips),),
+                depths=(_depth(exact.depths[i], ("depth", i) in flips),),
                 kernels=(choice.kernel,),
                 expand_ratios=(choice.expand_ratio,),
                 mlp_ratios=(choice.mlp_ratio,),
@@ -189,13 +244,17 @@ def _scaled(
         base,
         name=f"{base.name}_scaled",
         description=f"one subnet scaled from {cfg}",
-        resolutions=(_resolution(cfg, cfg.resolution * resolution),),
+        resolutions=(_resolution(cfg, exact.resolution, ("resolution", 0) in flips),),
         stem=StemSpec(
-            base.stem.kernel, base.stem.stride, (make_divisible(cfg.stem_width * width, base.channel_divisor),)
+            base.stem.kernel,
+            base.stem.stride,
+            (_width(exact.stem, base.channel_divisor, ("stem", 0) in flips),),
         ),
         stages=tuple(stages),
         head=HeadSpec(
-            base.head.expand_ratio, (make_divisible(cfg.head_width * width, base.channel_divisor),), base.head.dropout
+            base.head.expand_ratio,
+            (_width(exact.head, base.channel_divisor, ("head", 0) in flips),),
+            base.head.dropout,
         ),
         transformer=dataclasses.replace(base.transformer, position_bias_size=None),
     )
@@ -203,13 +262,42 @@ def _scaled(
     return space, space.max_subnet()
 
 
-def _resolution(cfg: SubnetConfig, target: float) -> int:
-    """The multiple of :data:`RESOLUTION_STEP` nearest ``target`` on which every stage's windows tile its map."""
+def _width(value: float, divisor: int, flipped: bool) -> int:
+    """``value`` rounded to a multiple of ``divisor``: the nearest (:func:`make_divisible`), or the other neighbour."""
+    nearest = make_divisible(value, divisor)
+    if not flipped:
+        return nearest
+    low = max(divisor, math.floor(value / divisor) * divisor)
+    return low if nearest != low else max(divisor, math.ceil(value / divisor) * divisor)
+
+
+def _depth(value: float, flipped: bool) -> int:
+    """``value`` rounded to whole blocks, at least 1: the nearest, or the other neighbour."""
+    nearest = max(1, round(value))
+    if not flipped:
+        return nearest
+    low = max(1, math.floor(value))
+    return low if nearest != low else max(1, math.ceil(value))
+
+
+def _resolution(cfg: SubnetConfig, target: float, flipped: bool = False) -> int:
+    """The multiple of :data:`RESOLUTION_STEP` nearest ``target`` on which every stage's windows tile its map (with
+    ``flipped``, the nearest such on the other side of ``target``, where there is one)."""
     space = cfg.space
     grids = [window_grid(choice.windows) for choice in cfg.stages]
     steps = max(1, round(target / RESOLUTION_STEP))
-    for candidate in sorted(range(1, 2 * steps + 8), key=lambda n: (abs(n * RESOLUTION_STEP - target), n)):
-        sizes = space.stage_sizes(candidate * RESOLUTION_STEP)
-        if all(size % rows == 0 and size % cols == 0 for size, (rows, cols) in zip(sizes, grids)):
-            return candidate * RESOLUTION_STEP
-    raise SpaceError(f"no resolution near {target:.0f} lets the windows of {cfg} tile their maps")
+    candidates = sorted(range(1, 2 * steps + 8), key=lambda n: (abs(n * RESOLUTION_STEP - target), n))
+    tiling = (
+        n * RESOLUTION_STEP
+        for n in candidates
+        if all(
+            size % rows == 0 and size % cols == 0
+            for size, (rows, cols) in zip(space.stage_sizes(n * RESOLUTION_STEP), grids)
+        )
+    )
+    nearest = next(tiling, None)
+    if nearest is None:
+        raise SpaceError(f"no resolution near {target:.0f} lets the windows of {cfg} tile their maps")
+    if flipped:  # the nearest tiling resolution on the other side of the target, where there is one
+        return next((r for r in tiling if (r - target) * (nearest - target) < 0), nearest)
+    return nearest

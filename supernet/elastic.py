@@ -207,12 +207,12 @@ def exported_state(supernet: nn.Module, static: nn.Module, keep_vars: bool = Fal
         elif isinstance(module, ElasticRelativePositionBias):
             value = module.cropped_table()
         else:
-            value = _slice_to(source[key], target.shape)
+            value = slice_to(source[key], target.shape)
         state[key] = value if keep_vars else value.detach().clone()
     return state
 
 
-def _slice_to(tensor: Tensor, shape: torch.Size) -> Tensor:
+def slice_to(tensor: Tensor, shape: torch.Size) -> Tensor:
     """Leading slice of ``tensor`` to ``shape``; the two kernel dims of a conv weight are centre-cropped."""
     index = []
     for dim, (have, want) in enumerate(zip(tensor.shape, shape)):

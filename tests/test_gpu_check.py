@@ -124,10 +124,36 @@ def test_latency_of_three_subnets_at_two_batches_and_two_dtypes(tiny_run):
 
 
 @whole_script
+def test_scaled_models_are_timed_and_correlated_with_their_costs(tiny_run):
+    report, summary = tiny_run
+    scaling = report["scaling"]
+    assert scaling["dtype"] == "bf16" and scaling["batch"] == 4
+    names = [entry["model"] for entry in scaling["models"]]
+    assert names == ["base", *(f"{rule} x2" for rule in ("w", "d", "r", "dwr", "fast", "efficientnet"))]
+    for entry in scaling["models"]:
+        assert entry["status"] == "ran", entry
+        assert positive(entry["p10_ms"]) and entry["p10_ms"] <= entry["median_ms"] <= entry["p90_ms"], entry
+    base_macs = scaling["models"][0]["macs"]
+    assert all(1.5 * base_macs < entry["macs"] < 2.5 * base_macs for entry in scaling["models"][1:])
+    for values in scaling["correlations"].values():
+        assert all(-1.0 <= value <= 1.0 for value in values.values())
+    assert "(e) scaled models" in summary and "runtime vs activations" in summary
+
+
+def test_scaling_correlations_need_three_timed_models(gpu_check):
+    entries = [{"status": "ran", "median_ms": float(i), "macs": i, "params": 1, "activations": i} for i in (1, 2, 4)]
+    correlations = gpu_check.scaling_correlations(entries)
+    assert correlations["macs"] == pytest.approx({"pearson": 1.0, "spearman": 1.0})
+    assert math.isnan(correlations["params"]["pearson"])  # a constant metric has no correlation
+    assert gpu_check.scaling_correlations([*entries[:2], {"status": "skipped"}]) is None
+
+
+@whole_script
 def test_a_spent_budget_skips_every_part_and_still_writes_the_report(tmp_path):
     report, _ = run_check(tmp_path, "--budget-s", "0")
     assert report["finished"] is True
     entries = [*report["throughput"], report["loss_gap"], *report["parity"]["subnets"].values(), *report["latency"]]
+    entries += report["scaling"]["models"]
     assert all(entry["status"] == "skipped" for entry in [*entries, report["compile"]])
     assert all("budget" in entry["reason"] or "GPU" in entry["reason"] for entry in entries)
     assert report["compile"]["reason"] == "no eager setting ran"

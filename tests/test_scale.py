@@ -8,7 +8,6 @@ import json
 import pytest
 import timm
 import torch
-import yaml
 
 from nasvit.cli import main
 from nasvit.config.loading import load_config
@@ -18,9 +17,10 @@ from nasvit.recipes.train import TrainRecipe
 from nasvit.runtime import checkpoint
 from search_space import load_space, parse_space, space_to_dict
 from search_space.scaling import rule_exponents, scale_subnet
+from supernet.elastic import slice_to
 
 
-@pytest.mark.parametrize("rule", ["w", "d", "fast"])
+@pytest.mark.parametrize("rule", ["w", "d", "fast", "dwr", "efficientnet"])
 @pytest.mark.parametrize("factor", [2, 4, 8])
 def test_scaled_macs_land_within_three_percent_of_the_target(rule, factor):
     base = load_space("nasvit").min_subnet()
@@ -29,7 +29,16 @@ def test_scaled_macs_land_within_three_percent_of_the_target(rule, factor):
     width_kept = [c.width for c in scaled.cfg.stages] == [c.width for c in base.stages]
     depth_kept = [c.depth for c in scaled.cfg.stages] == [c.depth for c in base.stages]
     resolution_kept = scaled.cfg.resolution == base.resolution
-    assert {"w": depth_kept and resolution_kept, "d": width_kept and resolution_kept, "fast": not width_kept}[rule]
+    kept = {"w": depth_kept and resolution_kept, "d": width_kept and resolution_kept}
+    assert kept.get(rule, not width_kept)
+
+
+def test_resolution_alone_takes_the_closer_tiling_side_where_none_lands_within_three_percent():
+    base = load_space("nasvit").min_subnet()  # 2x2 windows in stage s4: its map must be even
+    scaled = scale_subnet(base, "r", 2)
+    assert scaled.cfg.resolution == 256 and scaled.macs_ratio == pytest.approx(1.848, abs=1e-3)
+    over = scaled.space.stage_sizes(276)  # the next side on which the windows tile
+    assert over[3] % 2 == 0 and all(size % 2 for size in (scaled.space.stage_sizes(r)[3] for r in (260, 268, 272)))
 
 
 def test_width_scaling_grows_activations_slower_than_depth_scaling():
@@ -90,12 +99,27 @@ def test_cli_writes_spaces_prints_json_and_refuses_bad_input(tmp_path, capsys):
     assert "--rule efficientnet" in capsys.readouterr().err
 
 
-def test_a_scaled_model_trains_exports_with_onnx_and_loads_in_timm(tmp_path):
-    scaled = scale_subnet(load_space("tiny").max_subnet().replace(resolution=16), "fast", 2)
-    space_file = tmp_path / "scaled.yaml"
-    space_file.write_text(yaml.safe_dump(space_to_dict(scaled.space)))
+def test_a_scaled_model_starts_from_its_base_trains_exports_with_onnx_and_loads_in_timm(
+    tmp_path, capsys, briefly_trained
+):
+    base = load_space("tiny").min_subnet().replace(resolution=16)
+    arguments = ["scale", "--space", "tiny", "--arch", str(base), "--rule", "fast", "--factor", "2"]
+    assert main([*arguments, "--out", str(tmp_path), "--checkpoint", str(briefly_trained), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["scaled"]
+    foreign = ["scale", "--space", "demo", "--arch", "max", "--out", str(tmp_path / "d"), "--checkpoint"]
+    assert main([*foreign, str(briefly_trained)]) == 2
+    assert "holds a 'tiny' supernet" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    assert main([*arguments, "--checkpoint", str(briefly_trained)]) == 2
+    assert "add --out DIR" in capsys.readouterr().err
+    assert 0.3 < entry["init_parameter_share"] < 1.0  # some layers wider than the supernet ever was
+    start, trained = checkpoint.load(entry["init_from"]), checkpoint.load(briefly_trained)
+    key = "stages.0.0.depthwise.conv.weight"  # 16 channels, within the supernet's: its slice, kernel centre-cropped
+    assert torch.equal(start["model"][key], slice_to(trained[entry["init_weights"]][key], start["model"][key].shape))
+    space_file = entry["space_file"]
+    scaled = scale_subnet(base, "fast", 2)
     settings = [
         f"space={space_file}",
+        f"init_from={entry['init_from']}",
         "data.batch_size=64",
         "data.search_fraction=0.65",
         "data.image_size=16",

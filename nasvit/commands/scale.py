@@ -1,8 +1,10 @@
 """``nasvit scale``: a subnet scaled beyond its space by a rule (one dimension, compound or fast compound).
 
 Each scaled subnet comes with a one-subnet space (``--out DIR`` writes it as ``<rule>_x<factor>.yaml``) that
-``nasvit train --set space=FILE`` trains from scratch and ``nasvit export`` / ``latency measure`` / timm take like
-any other space (see :mod:`search_space.scaling`).
+``nasvit train --set space=FILE`` trains and ``nasvit export`` / ``latency measure`` / timm take like any other
+space (see :mod:`search_space.scaling`). With ``--checkpoint`` (the base subnet's supernet) each also gets
+``<rule>_x<factor>.pt``, starting weights taken from that supernet where shapes allow
+(:mod:`nasvit.recipes.scaled_init`), for ``--set init_from=FILE``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--alpha", type=float, default=FAST_ALPHA, help="width share of the fast rule (default 0.8)")
     parser.add_argument("--phi", type=float, help="EfficientNet's phi instead of a factor (efficientnet rule only)")
     parser.add_argument("--out", help="write each scaled subnet's one-subnet space here as <rule>_x<factor>.yaml")
+    parser.add_argument(
+        "--checkpoint",
+        help="the base's supernet checkpoint: with --out, also write <rule>_x<factor>.pt, starting weights taken "
+        "from it where shapes allow, for nasvit train --set init_from=FILE",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.set_defaults(run=run)
 
@@ -42,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     base = resolve_arch(space, args.arch)
     if args.phi is not None and args.rule != ["efficientnet"]:
         raise NasvitError(f"--phi {args.phi} sets EfficientNet's rule; pass --rule efficientnet with it")
+    if args.checkpoint and not args.out:
+        raise NasvitError(f"--checkpoint {args.checkpoint} writes starting weights next to each space; add --out DIR")
+    start = _load_base_weights(args.checkpoint, base.space) if args.checkpoint else None
     settings = (
         [(rule, None, args.phi) for rule in args.rule]
         if args.phi is not None
@@ -52,11 +62,48 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise NasvitError(str(error)) from None
     files = _write_spaces(results, Path(args.out)) if args.out else [None] * len(results)
+    starts = _write_starting_weights(results, base, start, args.checkpoint, files) if start else {}
     if args.json:
-        print(json.dumps({"base": str(base), "scaled": [_entry(r, f) for r, f in zip(results, files)]}))
+        entries = [{**_entry(r, f), **starts.get(f, {})} for r, f in zip(results, files)]
+        print(json.dumps({"base": str(base), "scaled": entries}))
     else:
         _print_table(base, results, files)
+        _print_starts(starts, args.checkpoint)
     return 0
+
+
+def _load_base_weights(checkpoint_path: str, space) -> tuple:
+    """The base supernet's weights, class count and which weights they are (before anything is written)."""
+    from nasvit.recipes.scaled_init import base_weights
+
+    return base_weights(checkpoint_path, space)
+
+
+def _write_starting_weights(
+    results: list[ScaledSubnet], base, start: tuple, checkpoint_path: str, files: list[Path]
+) -> dict[Path, dict]:
+    """``<rule>_x<factor>.pt`` next to each space file (:mod:`nasvit.recipes.scaled_init`); space file -> the
+    starting checkpoint's path, the share of parameters taken from ``checkpoint_path`` and which weights."""
+    from nasvit.recipes.scaled_init import write_scaled_checkpoint
+
+    weights, num_classes, entry = start
+    starts = {}
+    for result, path in zip(results, files):
+        out = path.with_suffix(".pt")
+        transfer = write_scaled_checkpoint(result, base, weights, num_classes, checkpoint_path, out)
+        starts[path] = {"init_from": str(out), "init_parameter_share": transfer.parameter_share, "init_weights": entry}
+    return starts
+
+
+def _print_starts(starts: dict[Path, dict], checkpoint_path: str) -> None:
+    for start in starts.values():
+        print(
+            f"{start['init_from']}: {start['init_parameter_share']:.1%} of the parameters from {checkpoint_path} "
+            f"({start['init_weights']} weights)"
+        )
+    if starts:
+        path, start = next(iter(starts.items()))
+        print(f"start from one with nasvit train --config ... --set space={path} --set init_from={start['init_from']}")
 
 
 def _write_spaces(results: list[ScaledSubnet], out: Path) -> list[Path]:

@@ -43,7 +43,8 @@ class TrainingState:
         rng: the python, numpy, torch and cuda generator states.
         config: the resolved run config; ``num_classes`` the classifier size; ``world_size`` the run's processes.
         extras: top-level entries the recipe adds: ``space`` (the search space's YAML mapping, always),
-            ``parent_export`` (fine-tuning), ``provenance`` (a converted reference checkpoint).
+            ``parent_export`` (fine-tuning), ``provenance`` (a converted reference checkpoint), ``scaled_from`` (the
+            starting weights of a scaled model, by ``nasvit scale --checkpoint``).
     """
 
     model: dict[str, Any]

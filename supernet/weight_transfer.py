@@ -1,0 +1,86 @@
+"""Starting a supernet from another's weights where shapes allow (a scaled subnet's one-subnet space from the
+supernet its base subnet came from).
+
+A tensor of the target takes the source's tensor of the same name when that is at least as large in every
+dimension: the leading slice (conv kernels centre-cropped; a relative-position table cropped around its centre),
+which is what the source supernet itself gives a subnet of the target's size. Every other tensor (a wider layer than
+the source ever had, a block past the source's depth, a switchable-scale vector of another choice) keeps the
+target's own initialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from supernet.elastic import ElasticRelativePositionBias, slice_to
+
+
+@dataclass(frozen=True)
+class WeightTransfer:
+    """What :func:`transfer_weights` took from the source.
+
+    Attributes:
+        copied, fresh: names of the target's tensors (parameters and buffers) taken from the source, and kept.
+        copied_parameters, total_parameters: parameter elements taken from the source, and the target's in all.
+    """
+
+    copied: tuple[str, ...]
+    fresh: tuple[str, ...]
+    copied_parameters: int
+    total_parameters: int
+
+    @property
+    def parameter_share(self) -> float:
+        return self.copied_parameters / max(self.total_parameters, 1)
+
+
+@torch.no_grad()
+def transfer_weights(source: Mapping[str, Tensor], target: nn.Module) -> WeightTransfer:
+    """Copy into ``target`` (in place) every tensor of ``source`` (a state dict) that covers the target's of the
+    same name; returns what was copied."""
+    tables = {
+        f"{name}.table": module.size
+        for name, module in target.named_modules()
+        if isinstance(module, ElasticRelativePositionBias)
+    }
+    parameters = dict(target.named_parameters())
+    state = target.state_dict()
+    copied, fresh = [], []
+    for key, tensor in state.items():
+        have = source.get(key)
+        value = None
+        if have is not None and have.dim() == tensor.dim():
+            value = _position_table(have, tensor, tables[key]) if key in tables else _leading(have, tensor)
+        if value is None:
+            fresh.append(key)
+            continue
+        tensor.copy_(value)
+        copied.append(key)
+    return WeightTransfer(
+        tuple(copied),
+        tuple(fresh),
+        sum(parameters[key].numel() for key in copied if key in parameters),
+        sum(p.numel() for p in parameters.values()),
+    )
+
+
+def _leading(have: Tensor, want: Tensor) -> Tensor | None:
+    """``have``'s slice of ``want``'s shape, or None where ``have`` is smaller in some dimension."""
+    if any(h < w for h, w in zip(have.shape, want.shape)):
+        return None
+    return slice_to(have, want.shape)
+
+
+def _position_table(have: Tensor, want: Tensor, size: int) -> Tensor | None:
+    """The centre of a (2 S - 1)^2 x heads relative-position table for a ``size`` x ``size`` map, or None where the
+    source's table is for a smaller map or fewer heads."""
+    side, wanted_side = round(have.shape[0] ** 0.5), 2 * size - 1
+    if side < wanted_side or have.shape[1] < want.shape[1]:
+        return None
+    start = (side - wanted_side) // 2
+    grid = have.view(side, side, -1)[start : start + wanted_side, start : start + wanted_side, : want.shape[1]]
+    return grid.reshape(want.shape)
