@@ -140,3 +140,8 @@ def test_a_scaled_model_starts_from_its_base_trains_exports_with_onnx_and_loads_
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert model.subnet == str(scaled.cfg) and torch.equal(via_timm(x), model(x))
+    timing = ["latency", "measure", "--arch", str(report.out_dir), "--repeats", "3", "--warmup", "1", "--json"]
+    assert main([*timing, "--runtime", "onnxruntime"]) == 0  # the export's own model.onnx
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["runtime"].startswith("onnxruntime") and "model.onnx" in measured["runtime"]
+    assert measured["median_ms"] > 0
