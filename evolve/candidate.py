@@ -20,6 +20,7 @@ class Candidate:
         costs: ``macs``, ``params``, ``activations`` from the cost model, plus ``latency_ms`` when measured.
         generation: the generation in which the subnet was first evaluated (0 = initial population).
         key: ``str(subnet)``, the identity used by caches and logs.
+        predicted: the accuracy predictor's value of the objective before evaluation, when one was fitted.
     """
 
     subnet: SubnetConfig
@@ -27,6 +28,7 @@ class Candidate:
     costs: Mapping[str, float]
     generation: int
     key: str = field(default="", compare=False)
+    predicted: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -45,13 +47,13 @@ class Candidate:
         raise KeyError(f"candidate has no value {name!r}; it has {sorted({**self.costs, **self.metrics})}")
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON line of ``candidates.jsonl``: ``{"subnet", "metrics", "costs", "generation"}``."""
-        return {
-            "subnet": self.key,
-            "metrics": dict(self.metrics),
-            "costs": dict(self.costs),
-            "generation": self.generation,
-        }
+        """The JSON line of ``candidates.jsonl``: ``{"subnet", "metrics", "costs", "generation"}`` and
+        ``"predicted"`` when the predictor scored it."""
+        record = {"subnet": self.key, "metrics": dict(self.metrics), "costs": dict(self.costs)}
+        record["generation"] = self.generation
+        if self.predicted is not None:
+            record["predicted"] = self.predicted
+        return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], space: SearchSpace) -> Candidate:
@@ -64,4 +66,12 @@ class Candidate:
         if missing:
             raise SearchError(f"candidate record is missing {missing}: {dict(record)}")
         subnet = SubnetConfig.from_string(record["subnet"], space)
-        return cls(subnet, dict(record["metrics"]), dict(record["costs"]), int(record["generation"]), record["subnet"])
+        predicted = record.get("predicted")
+        return cls(
+            subnet,
+            dict(record["metrics"]),
+            dict(record["costs"]),
+            int(record["generation"]),
+            record["subnet"],
+            None if predicted is None else float(predicted),
+        )

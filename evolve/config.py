@@ -10,6 +10,7 @@ from evolve.errors import BudgetError, SearchError
 from search_space.errors import did_you_mean
 
 ALGORITHMS = ("constrained", "nsga2")
+PREDICTORS = ("none", "ridge", "forest")  # see evolve.predictor
 
 
 @dataclass
@@ -34,6 +35,13 @@ class EvolveConfig:
         init_max_tries: random draws allowed per initial subnet to find one within its budget.
         breed_max_tries: variation attempts per child to find a new subnet within budget before resampling.
         eval_batch_size: at most this many subnets per evaluator call (None: a generation in one call).
+        predictor: ``none``, or the accuracy predictor (``ridge`` or ``forest``, :mod:`evolve.predictor`) that
+            picks which bred children a generation evaluates, once ``predictor_warmup`` candidates are evaluated.
+        predictor_warmup: evaluated candidates the predictor needs before it is fitted (None: ``population``,
+            so it is fitted on the initial population and picks children from the second generation on).
+        predictor_pool: children bred per child evaluated when the predictor picks them.
+        predictor_explore: share of a generation's evaluations drawn at random from the children the predictor
+            did not pick.
     """
 
     population: int = 50
@@ -49,6 +57,15 @@ class EvolveConfig:
     init_max_tries: int = 10_000
     breed_max_tries: int = 200
     eval_batch_size: int | None = None
+    predictor: str = "none"
+    predictor_warmup: int | None = None
+    predictor_pool: int = 8
+    predictor_explore: float = 0.25
+
+    @property
+    def predictor_warmup_size(self) -> int:
+        """Evaluated candidates before the predictor is fitted (``predictor_warmup``, or ``population``)."""
+        return self.population if self.predictor_warmup is None else self.predictor_warmup
 
     def __post_init__(self) -> None:
         self.budgets = [self.budgets] if isinstance(self.budgets, str) else list(self.budgets)
@@ -96,14 +113,15 @@ class EvolveConfig:
 
     def _problems(self) -> list[str]:
         problems = []
-        for name in ("population", "parents", "init_max_tries", "breed_max_tries"):
+        for name in ("population", "parents", "init_max_tries", "breed_max_tries", "predictor_pool"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 problems.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.generations, int) or self.generations < 0:
             problems.append(f"generations must be an integer >= 0, got {self.generations!r}")
         if self.eval_batch_size is not None and (not isinstance(self.eval_batch_size, int) or self.eval_batch_size < 1):
             problems.append(f"eval_batch_size must be a positive integer or None, got {self.eval_batch_size!r}")
-        for name in ("mutation_prob", "crossover_prob"):
+        problems += self._predictor_problems()
+        for name in ("mutation_prob", "crossover_prob", "predictor_explore"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 problems.append(f"{name} must lie in [0, 1], got {value!r}")
@@ -138,4 +156,16 @@ class EvolveConfig:
                 )
         if not isinstance(self.objective, str) or not self.objective or self.objective in BUDGET_METRICS:
             problems.append(f"objective must name an evaluator metric such as 'top1', got {self.objective!r}")
+        return problems
+
+    def _predictor_problems(self) -> list[str]:
+        problems = []
+        if self.predictor not in PREDICTORS:
+            problems.append(
+                f"unknown predictor {self.predictor!r}{did_you_mean(str(self.predictor), PREDICTORS)}; "
+                f"use one of {list(PREDICTORS)}"
+            )
+        warmup = self.predictor_warmup
+        if warmup is not None and (not isinstance(warmup, int) or warmup < 2):
+            problems.append(f"predictor_warmup must be an integer >= 2 (candidates to fit on), got {warmup!r}")
         return problems

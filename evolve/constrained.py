@@ -62,6 +62,19 @@ class ConstrainedSearch:
                 kept.setdefault(candidate.key, candidate)
         return list(kept.values())
 
+    def preselect(self, predicted: Sequence[Candidate], count: int) -> list[Candidate]:
+        """``count`` of ``predicted`` (children scored by the predictor), each budget's share the best predicted
+        within it, any places left the best predicted overall."""
+        chosen: dict[str, Candidate] = {}
+        for budget, quota in zip(self.budgets, split_evenly(count, len(self.budgets))):
+            fresh = [c for c in ranked(predicted, self.config.objective, budget) if c.key not in chosen]
+            chosen.update((c.key, c) for c in fresh[:quota])
+        for candidate in ranked(predicted, self.config.objective):
+            if len(chosen) >= count:
+                break
+            chosen.setdefault(candidate.key, candidate)
+        return list(chosen.values())
+
     def elite(self, candidates: Sequence[Candidate], budget: Budget) -> list[Candidate]:
         """The ``parents`` best candidates within ``budget``."""
         return ranked(candidates, self.config.objective, budget)[: self.config.parents]

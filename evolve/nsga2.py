@@ -74,6 +74,10 @@ class NSGA2Search:
         """The ``population`` best of parents and children by constrained non-dominated sorting."""
         return self.rank([*population, *children])[: self.config.population]
 
+    def preselect(self, predicted: Sequence[Candidate], count: int) -> list[Candidate]:
+        """The ``count`` best of ``predicted`` (children scored by the predictor) in NSGA-II order."""
+        return self.rank(predicted)[:count]
+
     def rank(self, candidates: Sequence[Candidate]) -> list[Candidate]:
         """All candidates best first: feasible ones in NSGA-II order, then infeasible by overshoot."""
         feasible = [c for c in candidates if meets_any(c, self.budgets)]

@@ -31,6 +31,9 @@ class GenerationSummary:
         candidates: distinct subnets evaluated by the whole search so far (a resumed run included).
         evaluations: subnets scored by the evaluator in this process so far.
         cache_hits: requests answered from the cache (a resumed run's log) in this process so far.
+        predictor: when the accuracy predictor was fitted for this generation: ``used`` (it picked the children),
+            ``tau`` and ``p_value`` (Kendall's tau of its predictions against the measured values of the
+            generation's new candidates; tau None when undefined), ``compared`` and ``fitted_on`` (candidates).
     """
 
     generation: int
@@ -40,6 +43,7 @@ class GenerationSummary:
     candidates: int
     evaluations: int
     cache_hits: int
+    predictor: Mapping[str, Any] | None = None
 
     def describe(self, objective: str = "top1") -> str:
         """One readable line: ``gen 3 | macs<=300M: top1 0.7123 @ 289.1M macs | front 14 | ...``."""
@@ -54,6 +58,10 @@ class GenerationSummary:
                 parts.append(f"{label}: {objective} {candidate.metrics[objective]:.4f} @ {shown} {metric}")
         parts.append(f"front {self.front_size}")
         parts.append(f"{self.candidates} candidates, {self.evaluations} evaluated, {self.cache_hits} cached")
+        if self.predictor is not None:
+            tau = self.predictor["tau"]
+            shown = "undefined" if tau is None else f"{tau:.3f}"
+            parts.append(f"predictor tau {shown} ({'picked the children' if self.predictor['used'] else 'not used'})")
         return " | ".join(parts)
 
     def to_record(self) -> dict[str, Any]:
@@ -66,6 +74,7 @@ class GenerationSummary:
             "candidates": self.candidates,
             "evaluations": self.evaluations,
             "cache_hits": self.cache_hits,
+            "predictor": None if self.predictor is None else dict(self.predictor),
         }
 
     @classmethod
@@ -73,7 +82,8 @@ class GenerationSummary:
         """Inverse of :meth:`to_record`, finding the best candidates in ``lookup`` (subnet string -> candidate)."""
         best = {label: (lookup[key] if key is not None else None) for label, key in record["best"].items()}
         fields = ("front_size", "population_size", "candidates", "evaluations", "cache_hits")
-        return cls(int(record["generation"]), best, **{name: int(record[name]) for name in fields})
+        counts = {name: int(record[name]) for name in fields}
+        return cls(int(record["generation"]), best, **counts, predictor=record.get("predictor"))
 
 
 @dataclass(frozen=True)

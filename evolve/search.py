@@ -7,11 +7,14 @@ Why a resumed search ends exactly where an uninterrupted one would:
   both rebuilt from the log: the population from the last completed generation's record, the seen set
   from the candidates of the completed generations;
 - every evaluated candidate is in the log (metrics as JSON floats, which round-trip exactly), so rerunning
-  an interrupted generation proposes the same subnets and finds the logged ones in the cache.
+  an interrupted generation proposes the same subnets and finds the logged ones in the cache;
+- the accuracy predictor (``EvolveConfig.predictor``) is refitted each generation from the candidates of the
+  completed generations, and whether it may choose depends on the last completed generation's record.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -25,6 +28,7 @@ from evolve.config import EvolveConfig
 from evolve.constrained import ConstrainedSearch
 from evolve.errors import BudgetError, SearchError
 from evolve.evaluator import CandidateScorer, Evaluator, LatencyFn
+from evolve.guided_breeding import GuidedOffspring, PredictorGuide
 from evolve.log import SearchLog
 from evolve.nsga2 import NSGA2Search
 from evolve.pareto import candidate_front
@@ -51,6 +55,10 @@ class Strategy(Protocol):
 
     def survivors(self, population: Sequence[Candidate], children: Sequence[Candidate]) -> list[Candidate]:
         """The population the next generation breeds from."""
+        ...
+
+    def preselect(self, predicted: Sequence[Candidate], count: int) -> list[Candidate]:
+        """The ``count`` most promising of children scored by the accuracy predictor."""
         ...
 
 
@@ -95,9 +103,10 @@ def run_search(
     budgets = resolve_budgets(space, config.parsed_budgets, scorer.costs)
     _check_attainable(space, budgets, scorer)
     strategy = _strategy(Breeder(space, scorer, config), config, budgets)
+    guide = PredictorGuide(space, config, scorer, strategy)
     log = SearchLog(out_dir, space, config, resume) if out_dir is not None else None
     try:
-        state = _Loop(config, budgets, scorer, strategy, log, progress, on_generation)
+        state = _Loop(config, budgets, scorer, strategy, guide, log, progress, on_generation)
         if log is not None:
             state.restore()
         state.run()
@@ -119,11 +128,13 @@ class _Loop:
         budgets: tuple[Budget, ...],
         scorer: CandidateScorer,
         strategy: Strategy,
+        guide: PredictorGuide,
         log: SearchLog | None,
         progress: ProgressFn | None,
         on_generation: GenerationFn | None,
     ):
         self.config, self.budgets, self.scorer, self.strategy = config, budgets, scorer, strategy
+        self.guide = guide
         self.log, self.progress, self.on_generation = log, progress, on_generation
         self.next_generation = 0
         self.population: list[Candidate] = []
@@ -158,13 +169,16 @@ class _Loop:
             rng = generation_rng(self.config.seed, generation)
             seen = set(self.archive)
             if generation == 0:
-                proposals = self.strategy.initial(rng, seen)
+                guided = GuidedOffspring(self.strategy.initial(rng, seen))
             else:
-                proposals = self.strategy.offspring(self.population, rng, seen)
-            new = self._evaluate(proposals, generation)
+                last = self.history[-1].predictor if self.history else None
+                archive = list(self.archive.values())
+                guided = self.guide.offspring(self.population, archive, last, rng, seen, generation)
+            new = self._evaluate(guided.proposals, generation, guided.predictions or {})
+            fresh = [c for c in new if c.key not in self.archive]
             self.archive.update((c.key, c) for c in new)
             self.population = self.strategy.survivors(self.population, new)
-            summary = self._summary(generation)
+            summary = self._summary(generation, guided.record(fresh, self.config.objective))
             self.history.append(summary)
             if self.log is not None:
                 self.log.end_generation(summary, self.population)
@@ -188,25 +202,33 @@ class _Loop:
             cache_hits=self.scorer.cache_hits,
         )
 
-    def _evaluate(self, proposals: list[SubnetConfig], generation: int) -> list[Candidate]:
+    def _evaluate(
+        self, proposals: list[SubnetConfig], generation: int, predictions: dict[str, float]
+    ) -> list[Candidate]:
+        """Candidates of ``proposals``, the new ones logged with their ``predictions`` (by subnet string)."""
         done = 0
+
+        def with_prediction(candidate: Candidate) -> Candidate:
+            predicted = predictions.get(candidate.key)
+            return candidate if predicted is None else dataclasses.replace(candidate, predicted=predicted)
 
         def on_batch(fresh: list[Candidate]) -> None:
             nonlocal done
             if self.log is not None:
-                self.log.append(fresh)
+                self.log.append([with_prediction(c) for c in fresh])
             done += len(fresh)
             if self.progress is not None:
                 self.progress(done, pending)
 
         pending = sum(1 for cfg in proposals if self.scorer.cached(str(cfg)) is None)
-        return self.scorer.evaluate(proposals, generation, self.config.eval_batch_size, on_batch)
+        evaluated = self.scorer.evaluate(proposals, generation, self.config.eval_batch_size, on_batch)
+        return [with_prediction(c) for c in evaluated]
 
     def _front(self) -> list[Candidate]:
         feasible = [c for c in self.archive.values() if meets_any(c, self.budgets)]
         return candidate_front(feasible, self.config.objective, self.config.objectives)
 
-    def _summary(self, generation: int) -> GenerationSummary:
+    def _summary(self, generation: int, predictor: dict | None) -> GenerationSummary:
         return GenerationSummary(
             generation=generation,
             best=best_per_budget(list(self.archive.values()), self.config.objective, self.budgets),
@@ -215,6 +237,7 @@ class _Loop:
             candidates=len(self.archive),
             evaluations=self.scorer.evaluations,
             cache_hits=self.scorer.cache_hits,
+            predictor=predictor,
         )
 
 

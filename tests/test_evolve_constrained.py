@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from test_evolve_synthetic import FAST_CONSTRAINED, CountingEvaluator, exhaustive_optimum, nasvit
+from test_evolve_synthetic import FAST_CONSTRAINED, CountingEvaluator, nasvit
 
 from evolve import BudgetError, EvolveConfig, run_search
+from evolve.objectives import exhaustive_optimum
 
 
 def test_finds_the_optimum_under_a_macs_budget():

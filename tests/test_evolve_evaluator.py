@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_evolve_synthetic import CountingEvaluator, nasvit, random_subnets, synthetic_top1
+from test_evolve_synthetic import CountingEvaluator, nasvit, random_subnets
 
 from evolve import CandidateScorer, EvolveConfig, SearchError, run_search
+from evolve.objectives import synthetic_top1
 
 
 def test_costs_and_metrics_of_a_candidate():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from test_evolve_synthetic import CountingEvaluator, nasvit, random_subnets, synthetic_top1
+from test_evolve_synthetic import CountingEvaluator, nasvit, random_subnets
 
 from evolve import Candidate, CandidateScorer, EvolveConfig, hypervolume, pareto_front, run_search
 from evolve.breeding import Breeder
 from evolve.nsga2 import NSGA2Search
+from evolve.objectives import synthetic_top1
 
 
 def _random_search_points(space, count: int, seed: int, costs: list[str]) -> list[list[float]]:

@@ -14,6 +14,9 @@ SETTINGS = {
     "constrained": dict(population=12, parents=4, mutation_prob=0.05, budgets=["macs<=350M", "macs<=500M"], seed=3),
     "nsga2": dict(algorithm="nsga2", population=12, mutation_prob=0.05, budgets=["macs<=600M"], seed=3),
 }
+# the accuracy predictor fitted from generation 1 and picking children from generation 2 on (the forest: a
+# seeded model refitted on resume; NSGA-II's preselection)
+SETTINGS["nsga2+forest"] = {**SETTINGS["nsga2"], "predictor": "forest", "predictor_pool": 3}
 TOTAL = 6
 
 
@@ -24,6 +27,8 @@ def _same_outcome(resumed, full) -> None:
     assert resumed.candidates == full.candidates
     assert [h.best for h in resumed.history] == [h.best for h in full.history]
     assert [h.front_size for h in resumed.history] == [h.front_size for h in full.history]
+    assert [h.predictor for h in resumed.history] == [h.predictor for h in full.history]
+    assert [c.predicted for c in resumed.candidates] == [c.predicted for c in full.candidates]
 
 
 @pytest.fixture(params=sorted(SETTINGS))
@@ -35,6 +40,8 @@ def test_resume_after_a_kill_between_generations(tmp_path, settings):
     space = nasvit()
     full_evaluator = CountingEvaluator(space)
     full = run_search(space, full_evaluator, EvolveConfig(**settings, generations=TOTAL), out_dir=tmp_path / "full")
+    picked = [bool(h.predictor and h.predictor["used"]) for h in full.history]
+    assert picked == ([False, False] + [True] * (TOTAL - 1) if "predictor" in settings else [False] * (TOTAL + 1))
 
     first = CountingEvaluator(space)
     run_search(space, first, EvolveConfig(**settings, generations=2), out_dir=tmp_path / "cut")

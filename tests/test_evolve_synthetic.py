@@ -1,25 +1,16 @@
-"""Shared pieces of the evolve tests: a synthetic accuracy with a known optimum, counting evaluators.
-
-The synthetic ``top1`` rewards a few genes (normalised choice position times a weight) and slightly
-penalises every other gene. Its best value under a MACs budget is found exhaustively: MACs never decrease
-when a gene moves to a dearer choice (checked in ``test_macs_monotone_in_every_gene``), so for any
-choice of the rewarded genes, the cheapest and best completion sets every other gene to its cheapest
-choice, and the optimum is the best rewarded-gene combination whose cheapest completion fits.
-"""
+"""Shared pieces of the evolve tests: the synthetic accuracy with a known optimum (:mod:`evolve.objectives`),
+counting evaluators; and the property its exhaustive optimum relies on (``test_macs_monotone_in_every_gene``)."""
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Sequence
 from functools import lru_cache
 
 import pytest
 
+from evolve.objectives import PENALTY, REWARDS, synthetic_top1
 from search_space import SearchSpace, SubnetConfig, load_space
-
-REWARDS = {"resolution": 3.0, "s4.windows": 1.0, "s5.depth": 2.0, "s6.depth": 2.0, "s6.mlp_ratio": 1.0, "s7.width": 1.0}
-PENALTY = 0.02
 
 # robust setting: within 1% of the optimum for seeds 0-11 on the budgets the tests use
 FAST_CONSTRAINED = {"population": 40, "generations": 30, "parents": 5, "mutation_prob": 0.05}
@@ -28,16 +19,6 @@ FAST_CONSTRAINED = {"population": 40, "generations": 30, "parents": 5, "mutation
 @lru_cache(maxsize=1)
 def nasvit() -> SearchSpace:
     return load_space("nasvit")
-
-
-def synthetic_top1(space: SearchSpace, cfg: SubnetConfig) -> float:
-    """Weighted sum of normalised gene positions: rewarded genes count positively, the rest slightly negatively."""
-    total = 0.0
-    for gene, value in zip(space.genes, space.to_genes(cfg)):
-        if len(gene.choices) > 1:
-            position = gene.choices.index(value) / (len(gene.choices) - 1)
-            total += REWARDS[gene.label] * position if gene.label in REWARDS else -PENALTY * position
-    return total
 
 
 class CountingEvaluator:
@@ -55,22 +36,6 @@ class CountingEvaluator:
         self.calls += 1
         self.scored += [str(cfg) for cfg in cfgs]
         return [{"top1": synthetic_top1(self.space, cfg), "top5": 1.0} for cfg in cfgs]
-
-
-def exhaustive_optimum(space: SearchSpace, macs_limit: float) -> float:
-    """Best synthetic top1 with macs <= ``macs_limit``, by enumerating the rewarded genes (see module doc)."""
-    labels = [gene.label for gene in space.genes]
-    cheapest = [gene.choices[0] for gene in space.genes]
-    rewarded = [space.genes[labels.index(label)] for label in REWARDS]
-    best = float("-inf")
-    for combo in itertools.product(*(gene.choices for gene in rewarded)):
-        values = list(cheapest)
-        for gene, value in zip(rewarded, combo):
-            values[labels.index(gene.label)] = value
-        cfg = space.from_genes(values)
-        if space.cost(cfg).macs <= macs_limit:
-            best = max(best, synthetic_top1(space, cfg))
-    return best
 
 
 def random_subnets(space: SearchSpace, count: int, seed: int) -> list[SubnetConfig]:

@@ -23,6 +23,7 @@ from search_space import load_subnet
 
 SEARCH = "configs/search/tiny.yaml"
 SMALL = ["evolve.population=6", "evolve.generations=2", "evolve.parents=3", "eval.bn_batches=1", "device=cpu"]
+PREDICTOR = ["evolve.predictor=ridge", "evolve.predictor_pool=2", "evolve.generations=3"]
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +91,19 @@ def _worker(rank: int, port: int, trained: str, out: str) -> None:
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
-    summary = search(Path(trained), Path(out))
+    summary = search(Path(trained), Path(out), *PREDICTOR)
     if rank == 0:
         (Path(out) / "summary.json").write_text(json.dumps(summary["best"]))
 
 
 def test_distributed_evaluation_matches_single_process(trained, tmp_path):
+    """With the accuracy predictor fitted from generation 1: the same candidates, predictions and choices."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mp.start_processes(_worker, args=(port, str(trained), str(tmp_path / "two")), nprocs=2, start_method="fork")
-    single = search(trained, tmp_path / "one")
+    single = search(trained, tmp_path / "one", *PREDICTOR)
     assert json.loads((tmp_path / "two" / "summary.json").read_text()) == single["best"]
-    assert (tmp_path / "two" / "best.json").read_text() == (tmp_path / "one" / "best.json").read_text()
+    for name in ("best.json", "candidates.jsonl", "generations.jsonl"):
+        assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text()
+    assert '"predicted"' in (tmp_path / "one" / "candidates.jsonl").read_text()

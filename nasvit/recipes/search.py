@@ -146,6 +146,10 @@ class SearchRecipe:
                     writer.add_scalar(f"best_top1/{label}", candidate.metrics["top1"], summary.generation)
             writer.add_scalar("front_size", summary.front_size, summary.generation)
             writer.add_scalar("evaluations", summary.evaluations, summary.generation)
+            if summary.predictor is not None:
+                if summary.predictor["tau"] is not None:
+                    writer.add_scalar("predictor/kendall_tau", summary.predictor["tau"], summary.generation)
+                writer.add_scalar("predictor/picked_children", float(summary.predictor["used"]), summary.generation)
             bar.reset()
             bar.set_description(f"generation {summary.generation + 1}")
 
