@@ -2,7 +2,7 @@
 each predictor (``evolve.predictor``), at equal numbers of evaluations, over several seeds.
 
     python benchmarks/accuracy_predictor.py --out predictor.json [--seeds 6] [--evaluations 600]
-        [--demo-checkpoint runs/demo/train/checkpoints/step00000750.pt --demo-evaluations 300]
+        [--demo-checkpoint runs/demo/train/checkpoints/step00000750.pt --demo-evaluations 600]
 
 Problems:
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import tempfile
@@ -82,7 +83,8 @@ class RecordingEvaluator:
 
 
 def search_run(problem: Problem, method: str, seed: int, evaluations: int) -> dict:
-    """One run: the best value within the budget after each evaluation, and the predictor's taus."""
+    """One run of exactly ``evaluations`` (a GA runs whole generations; the excess is cut): the best value within
+    the budget after each evaluation, and the predictor's taus."""
     evaluator = RecordingEvaluator(problem)
     taus: list[float] = []
     if method == "random":
@@ -91,7 +93,7 @@ def search_run(problem: Problem, method: str, seed: int, evaluations: int) -> di
     else:
         config = EvolveConfig(
             population=POPULATION,
-            generations=evaluations // POPULATION - 1,
+            generations=math.ceil(evaluations / POPULATION) - 1,
             parents=PARENTS,
             mutation_prob=MUTATION,
             seed=seed,
@@ -101,7 +103,7 @@ def search_run(problem: Problem, method: str, seed: int, evaluations: int) -> di
         result = run_search(problem.space, evaluator, config)
         taus = [h.predictor["tau"] for h in result.history if h.predictor and h.predictor["tau"] is not None]
     best, curve = float("-inf"), []
-    for value in evaluator.values:
+    for value in evaluator.values[:evaluations]:
         best = max(best, value) if value is not None else best
         curve.append(best)
     return {"curve": curve, "taus": taus}
@@ -198,7 +200,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--evaluations", type=int, default=600, help="per run on the synthetic problems")
     parser.add_argument("--demo-checkpoint", type=Path, help="the demo supernet: adds its two budgets")
-    parser.add_argument("--demo-evaluations", type=int, default=300, help="per run on the demo supernet")
+    parser.add_argument("--demo-evaluations", type=int, default=600, help="per run on the demo supernet")
     parser.add_argument("--demo-reference-seeds", type=int, default=2, help="its plain GA runs with 5x the evaluations")
     args = parser.parse_args()
     saved = json.loads(args.out.read_text()) if args.out.is_file() else {}

@@ -90,6 +90,11 @@ class SearchSpace(SpaceDefinition):
         """The cheapest choice of every gene (smallest widths, depths, ...; most windows)."""
         return self.from_genes([g.choices[0] for g in self.genes])
 
+    def min_subnets_per_resolution(self) -> list[SubnetConfig]:
+        """:meth:`min_subnet` at every resolution of the space, lowest first: the candidates for the fastest subnet,
+        since measured latency need not grow with the resolution as MACs do."""
+        return [self.min_subnet().replace(resolution=r) for r in self.resolutions]
+
     def sample(self, rng: random.Random) -> SubnetConfig:
         """A uniformly random subnet."""
         return self.from_genes([rng.choice(g.choices) for g in self.genes])

@@ -208,6 +208,20 @@ CASES = [
     ),
     Case("train-unknown-key", lambda w: train_argv(w.scratch("t1"), "--set", "optim.lrr=1"), "did you mean"),
     Case("train-missing-config", lambda w: ["train", "--config", "nope.yaml"], "shipped configs are"),
+    Case("train-unknown-sampling-rule", lambda w: train_argv(w.scratch("t6"), "--set", "sampling.rule=spo"), "'spos'"),
+    Case(
+        "train-spos-bins-beyond-the-space",
+        lambda w: train_argv(
+            w.scratch("t7"),
+            "--set",
+            "sampling.rule=spos",
+            "--set",
+            "sampling.macs_bins=2",
+            "--set",
+            "sampling.macs_range=[1, 2]",
+        ),
+        "macs <= 2 is unsatisfiable",
+    ),
     Case(
         "train-resume-empty-file",
         lambda w: train_argv(w.scratch("t2"), "--resume", str(a_file(w, "e.pt", b""))),

@@ -7,8 +7,9 @@ import random
 import pytest
 from test_evolve_synthetic import FAST_CONSTRAINED, CountingEvaluator, nasvit
 
-from evolve import BudgetError, EvolveConfig, run_search
+from evolve import BudgetError, EvolveConfig, parse_budget, run_search
 from evolve.objectives import exhaustive_optimum
+from evolve.search import fastest_smallest_subnet, resolve_budgets
 
 
 def test_finds_the_optimum_under_a_macs_budget():
@@ -89,3 +90,24 @@ def test_latency_budget_uses_latency_fn():
     assert all("latency_ms" in c.costs for c in result.candidates)
     with pytest.raises(BudgetError, match=r"smallest subnet .* takes 4.28 ms"):
         run_search(space, CountingEvaluator(space), EvolveConfig(budgets=["latency_ms<=1"]), latency_fn=latency)
+
+
+def test_a_latency_budget_is_judged_at_the_resolution_where_the_smallest_subnet_is_fastest():
+    """A table need not rank resolutions as MACs do: here the smallest subnet takes 5 ms at the lowest resolution and
+    3 ms at the next, so 40% of the range starts from 3 ms, and a budget under 3 ms names that resolution."""
+    space = nasvit()
+    lowest, second = space.resolutions[:2]
+
+    def latency(cfg):
+        if cfg.replace(resolution=lowest) == space.min_subnet():
+            return {lowest: 5.0, second: 3.0}.get(cfg.resolution, 6.0)
+        return 6.0 + space.cost(cfg).activations / 1e6
+
+    def costs(cfg):
+        return {"latency_ms": latency(cfg)}
+
+    assert fastest_smallest_subnet(space, costs) == (space.min_subnet().replace(resolution=second), 3.0)
+    (resolved,) = resolve_budgets(space, [parse_budget("latency_ms<=40%")], costs)
+    assert resolved.limit == pytest.approx(3.0 + 0.4 * (latency(space.max_subnet()) - 3.0))
+    with pytest.raises(BudgetError, match=rf"at its fastest resolution, {second} px\) takes 3 ms"):
+        run_search(space, CountingEvaluator(space), EvolveConfig(budgets=["latency_ms<=2"]), latency_fn=latency)

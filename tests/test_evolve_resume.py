@@ -31,7 +31,9 @@ def _same_outcome(resumed, full) -> None:
     assert [c.predicted for c in resumed.candidates] == [c.predicted for c in full.candidates]
 
 
-@pytest.fixture(params=sorted(SETTINGS))
+# the forest's 200 trees take seconds a generation: its resume runs with `pytest -m slow`; the default run resumes a
+# search with the ridge predictor in tests/test_search_cli.py
+@pytest.fixture(params=[pytest.param(k, marks=pytest.mark.slow) if "forest" in k else k for k in sorted(SETTINGS)])
 def settings(request) -> dict:
     return SETTINGS[request.param]
 

@@ -43,7 +43,8 @@ def finetune_config(parent: Path, folder: Path, *overrides: str) -> FinetuneConf
 
 
 def test_finetune_replaces_the_classifier_and_exports_a_verified_model(parent, folder, tmp_path):
-    summary = FinetuneRecipe(finetune_config(parent, folder, "max_steps=4"), tmp_path).run()
+    # channels_last: the trained weights are NHWC-strided, and the export must still write them
+    summary = FinetuneRecipe(finetune_config(parent, folder, "max_steps=4", "channels_last=true"), tmp_path).run()
     export = Path(summary["export"])
     description = json.loads((export / "subnet.json").read_text())
     assert (
@@ -61,16 +62,20 @@ def test_finetune_replaces_the_classifier_and_exports_a_verified_model(parent, f
 
 
 def test_interrupted_finetune_resumes_exactly(parent, folder, tmp_path):
-    straight = tmp_path / "straight"
-    FinetuneRecipe(finetune_config(parent, folder, "max_steps=6"), straight).run()
+    straight = tmp_path / "straight"  # 5 steps: the first epoch, ending in its evaluation
+    finished = FinetuneRecipe(finetune_config(parent, folder, "max_steps=5"), straight).run()
     split = tmp_path / "split"
     FinetuneRecipe(finetune_config(parent, folder, "max_steps=3"), split).run()
-    FinetuneRecipe(finetune_config(parent, folder, "max_steps=6"), split, resume="auto").run()
+    FinetuneRecipe(finetune_config(parent, folder, "max_steps=5"), split, resume="auto").run()
     expected = checkpoint.load(checkpoint.latest(straight), "nasvit-finetune-checkpoint/1")
     resumed = checkpoint.load(checkpoint.latest(split), "nasvit-finetune-checkpoint/1")
-    assert expected["step"] == resumed["step"] == 6
+    assert expected["step"] == resumed["step"] == 5
     for name, tensor in expected["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
+    # a finished run resumed (as after a failed export) evaluates again and exports with its figures
+    again = FinetuneRecipe(finetune_config(parent, folder, "max_steps=5"), straight, resume="auto").run()
+    assert again["steps_this_run"] == 0 and again["top1"] == finished["top1"]
+    assert json.loads((Path(again["export"]) / "subnet.json").read_text())["metrics"]["top1"] == finished["top1"]
 
 
 def test_finetune_cli_and_its_refusals(parent, folder, tmp_path, capsys):

@@ -33,10 +33,11 @@ def fast_config(*overrides: str) -> TrainConfig:
 
 
 def test_resume_gives_identical_weights(tmp_path):
-    straight = TrainRecipe(fast_config("max_steps=5"), tmp_path / "straight")
+    two = "sandwich.num_random=0"  # the largest and the smallest subnet: what a resume restores is the same
+    straight = TrainRecipe(fast_config("max_steps=5", two), tmp_path / "straight")
     straight.run()
-    TrainRecipe(fast_config("max_steps=3"), tmp_path / "split").run()
-    resumed = TrainRecipe(fast_config("max_steps=5"), tmp_path / "split", resume="auto")
+    TrainRecipe(fast_config("max_steps=3", two), tmp_path / "split").run()
+    resumed = TrainRecipe(fast_config("max_steps=5", two), tmp_path / "split", resume="auto")
     summary = resumed.run()
     assert summary["steps_this_run"] == 2 and summary["steps"] == 5
     expected, actual = straight.net.state_dict(), resumed.net.state_dict()
@@ -135,7 +136,8 @@ def test_non_finite_loss_is_skipped_then_stops(tmp_path, monkeypatch):
         return (images * float("nan") if self.step >= 2 else images), targets
 
     monkeypatch.setattr(TrainRecipe, "_prepare", poisoned)
-    recipe = TrainRecipe(fast_config("max_nan_skips=3", "checkpoint_every_steps=2"), tmp_path)
+    small = "data.batch_size=16"  # 17 steps an epoch: no evaluation before the stop at step 5
+    recipe = TrainRecipe(fast_config("max_nan_skips=3", "checkpoint_every_steps=2", small), tmp_path)
     with pytest.raises(TrainingError, match="not finite for 3 consecutive steps") as info:
         recipe.run()
     good = checkpoint.checkpoint_path(tmp_path, 2)
@@ -198,7 +200,7 @@ def test_imagenet_config_runs_one_step(tmp_path):
 
 
 def test_gradient_accumulation_takes_one_step_per_group_of_micro_batches(tmp_path):
-    recipe = TrainRecipe(fast_config("optim.accumulation=2", "optim.epochs=1"), tmp_path)
+    recipe = TrainRecipe(fast_config("optim.accumulation=2", "optim.epochs=1", "sandwich.num_random=0"), tmp_path)
     summary = recipe.run()
     assert recipe.steps_per_epoch == 2 and summary["steps"] == 2  # 4 batches of 64 per epoch -> 2 steps of 2
     assert recipe.lr == pytest.approx(0.04 * 128 / 512)  # linear scaling with the global batch

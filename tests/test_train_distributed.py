@@ -1,4 +1,6 @@
-"""Two CPU processes with gloo, as torchrun would start them: identical weights on both ranks, falling loss."""
+"""Two CPU processes with gloo, as torchrun would start them: identical weights on both ranks, falling loss, under
+either sampling rule. (Not the weights of one process with the global batch: BatchNorm normalises each rank's
+batch alone.)"""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -20,18 +23,19 @@ OVERRIDES = [
     "sandwich.num_random=1",
     "optim.epochs=1",
     "optim.warmup_epochs=0",
-    "max_steps=8",
     "eval.bn_batches=1",
     "eval.batch_size=64",
 ]
 
 
-def _worker(rank: int, world_size: int, port: int, out: str) -> None:
+def _worker(rank: int, world_size: int, port: int, out: str, rule: str, steps: int) -> None:
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
-    recipe = TrainRecipe(load_config(TrainConfig, "configs/train/tiny.yaml", OVERRIDES), Path(out) / "run")
+    overrides = [*OVERRIDES, f"sampling.rule={rule}", f"max_steps={steps}"]
+    config = load_config(TrainConfig, "configs/train/tiny.yaml", overrides)
+    recipe = TrainRecipe(config, Path(out) / "run")
     recipe.run()
     torch.save({"state": recipe.net.state_dict(), "losses": recipe.main_losses}, Path(out) / f"rank{rank}.pt")
 
@@ -42,13 +46,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_agree_and_learn(tmp_path):
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+# the mean loss of the last `window` steps is below that of the first; one path a step learns slower
+@pytest.mark.parametrize(("rule", "steps", "window"), [("sandwich", 8, 3), ("spos", 18, 6)])
+def test_two_gloo_processes_agree_and_learn(tmp_path, rule, steps, window):
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), rule, steps), nprocs=2, start_method="fork")
     first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for key, value in first["state"].items():
         assert torch.equal(value, second["state"][key]), key
     losses = first["losses"]
-    assert len(losses) == 8 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
+    assert len(losses) == steps and sum(losses[-window:]) < sum(losses[:window]), losses
     # only rank 0 wrote the run directory
-    assert checkpoint.load(checkpoint.latest(tmp_path / "run"))["step"] == 8
+    assert checkpoint.load(checkpoint.latest(tmp_path / "run"))["step"] == steps
     assert not list((tmp_path / "run").glob("*rank1*"))

@@ -15,7 +15,7 @@ from nasvit.cli import main
 SETTINGS = [
     "data.batch_size=128",
     "data.search_fraction=0.65",  # 270 training images: 2 steps an epoch
-    "sandwich.num_random=1",
+    "sampling.rule=spos",  # one path a step, the cheapest rule: the interrupt and its resume do not depend on it
     "device=cpu",
     "eval.bn_batches=1",
     "eval.every_epochs=1",

@@ -53,6 +53,25 @@ class SandwichConfig:
 
 
 @dataclass(frozen=True)
+class SamplingConfig:
+    """Which subnets one training step trains.
+
+    Attributes:
+        rule: ``sandwich`` (NASViT): the largest, the smallest and ``sandwich.num_random`` random subnets, the
+            others distilled from the largest, with gradient projection. ``spos`` (Single Path One-Shot, Guo et al.
+            2019): one path per step on the targets alone, without distillation or projection (both need a largest
+            subnet, so ``sandwich`` and ``projection`` are unused); one forward and backward pass a step.
+        macs_bins: with ``spos``, 0 draws each path uniformly from the space; N > 0 splits ``macs_range`` into N
+            equal bins, draws a bin uniformly and then a path inside it by rejection.
+        macs_range: the binned MACs range ``[low, high]`` (default: the smallest to the largest subnet's MACs).
+    """
+
+    rule: Literal["sandwich", "spos"] = "sandwich"
+    macs_bins: int = 0
+    macs_range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
 class ProjectionConfig:
     """Gradient projection between the largest subnet and the others (NASViT) and the conflict meter.
 
@@ -175,7 +194,7 @@ class TrainConfig(RunSettings):
         init_from: a nasvit supernet checkpoint (of ``nasvit train`` or ``nasvit convert-reference``) whose weights
             start the run, with a fresh optimiser, schedule and EMA (a copy of those weights); its search space and
             class count must be this run's. Unlike ``--resume``, nothing else is taken from it.
-        data, optim, sandwich, projection, ema, teacher, eval: the sections above; the run settings of
+        data, optim, sampling, sandwich, projection, ema, teacher, eval: the sections above; the run settings of
             :class:`RunSettings` come first.
     """
 
@@ -183,6 +202,7 @@ class TrainConfig(RunSettings):
     init_from: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     sandwich: SandwichConfig = field(default_factory=SandwichConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
@@ -200,6 +220,7 @@ class TrainConfig(RunSettings):
                 "projection.rule: reference clips inside the step, which a grad scaler does not allow; "
                 "use precision=bf16 or fp32"
             )
+        problems += _sampling_problems(self.sampling)
         sandwich = self.sandwich
         if sandwich.num_random < 0:
             problems.append(f"sandwich.num_random: {sandwich.num_random} must be >= 0")
@@ -209,6 +230,19 @@ class TrainConfig(RunSettings):
                 f"{sandwich.alpha_min}, {sandwich.alpha_max}, {sandwich.alpha_clamp}"
             )
         raise_problems(problems)
+
+
+def _sampling_problems(sampling: SamplingConfig) -> list[str]:
+    problems = []
+    if sampling.macs_bins < 0:
+        problems.append(f"sampling.macs_bins: {sampling.macs_bins} must be >= 0 (0: no bins)")
+    if (sampling.macs_bins or sampling.macs_range is not None) and sampling.rule != "spos":
+        problems.append("sampling.macs_bins and macs_range apply to sampling.rule=spos; remove them or set the rule")
+    if sampling.macs_range is not None and sampling.macs_bins == 0:
+        problems.append("sampling.macs_range: give sampling.macs_bins too (the number of bins in the range)")
+    if sampling.macs_range is not None and not 0 <= sampling.macs_range[0] < sampling.macs_range[1]:
+        problems.append(f"sampling.macs_range: {list(sampling.macs_range)} must be [low, high] with 0 <= low < high")
+    return problems
 
 
 def _teacher_problems(teacher: TeacherConfig) -> list[str]:

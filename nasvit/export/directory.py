@@ -157,7 +157,8 @@ def write_export(
     description = _description(model, data, preprocessing, provenance, metrics, report, extra or {})
 
     def write(directory: Path) -> None:
-        save_file(model.state_dict(), str(directory / WEIGHTS_FILE))
+        # contiguous: a model trained with channels_last holds NHWC-strided conv weights, which safetensors refuses
+        save_file({name: t.contiguous() for name, t in model.state_dict().items()}, str(directory / WEIGHTS_FILE))
         for name, payload in artefacts.items():
             (directory / name).write_bytes(payload)
         (directory / SUBNET_FILE).write_text(json.dumps(description, indent=2) + "\n")

@@ -28,7 +28,7 @@ from evolve import Budget, Candidate
 from nasvit.latency.measure import LatencyStats, inference_model, measure_modules_interleaved, warn_if_noisy
 from nasvit.latency.settings import LatencySettings
 from nasvit.runtime.atomic_json import write_json_atomic
-from search_space import SubnetConfig
+from search_space import SearchSpace, SubnetConfig
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def check_latency_budgets(
         return []
     relative = any(budget.is_relative for budget in lists)
     space = next(iter(winners.values())).subnet.space
-    extremes = {str(cfg): cfg for cfg in (space.min_subnet(), space.max_subnet())} if relative else {}
+    extremes = _relative_budget_extremes(space) if relative else {}
     logger.info("timing %d candidates of %d latency budgets on this device", len(distinct), len(lists))
     stats = _time({**distinct, **extremes}, settings)
     warn_if_noisy(list(stats.values()), "candidate")
@@ -184,13 +184,18 @@ def check_latency_budgets(
     return checks
 
 
+def _relative_budget_extremes(space: SearchSpace) -> dict[str, SubnetConfig]:
+    """The subnets timed to resolve relative budgets: the smallest at every resolution, then the largest."""
+    return {str(cfg): cfg for cfg in [*space.min_subnets_per_resolution(), space.max_subnet()]}
+
+
 def _measured_limit(budget: Budget, extremes: list[LatencyStats]) -> float:
-    """The limit measured medians must meet: a relative budget resolved on the measured (smallest, largest)
-    subnet, an absolute one as it is."""
+    """The limit measured medians must meet: a relative budget resolved between the fastest of the smallest
+    subnets and the largest (``extremes``: those, the largest last), an absolute one as it is."""
     if not budget.is_relative:
         return budget.limit
-    smallest, largest = (stats.median_ms for stats in extremes)
-    return budget.resolved(smallest, largest).limit
+    smallest = min(stats.median_ms for stats in extremes[:-1])
+    return budget.resolved(smallest, extremes[-1].median_ms).limit
 
 
 def _within(check_round: CheckRound, limit_ms: float) -> TimedCandidate | None:

@@ -19,6 +19,7 @@ writes). Checkpoints resume exactly: the same weights as an uninterrupted run (f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -43,7 +44,7 @@ from nasvit.errors import NasvitError
 from nasvit.recipes.run_log import RunLog
 from nasvit.runtime import checkpoint, distributed, run_directory
 from supernet.bn_calibration import BatchNormSnapshot
-from supernet.training.losses import smoothed_one_hot
+from supernet.training.losses import smoothed_one_hot, soft_cross_entropy
 from supernet.training.sandwich import StepResult
 
 logger = logging.getLogger(__name__)
@@ -283,6 +284,19 @@ class TrainingEngine:
         losses = " ".join(f"{slot} {loss:.3f}" for slot, loss in list(result.losses.items())[:2])
         return f"{losses} lr {self.optimizer.param_groups[0]['lr']:.2e} {throughput:.0f} img/s"
 
+    def _label_loss_gradients(self, batches: list[tuple[torch.Tensor, torch.Tensor]], slot: str) -> StepResult:
+        """Cross-entropy of the model against the soft targets, averaged over the micro-batches and processes, into
+        ``.grad``; the loss is reported as ``slot``."""
+        total = torch.zeros((), device=self.ctx.device)
+        for images, targets in batches:
+            with self._autocast():
+                logits = self.net(images)
+            loss = soft_cross_entropy(logits, targets) / len(batches)
+            self._scale_loss(loss).backward()
+            total += loss.detach()
+        distributed.average_gradients(self.net)
+        return StepResult(losses={slot: float(total)})
+
     def _apply_gradients(self, result: StepResult) -> float:
         """Unscale, clip (unless the step clipped itself) and apply ``.grad``, share rank 0's BatchNorm statistics and
         update the EMA; returns the gradient's global norm before clipping."""
@@ -432,7 +446,9 @@ class TrainingEngine:
         problems = []
         for key in self.resume_keys:
             section, _, leaf = key.partition(".")
-            before = saved.get(section, {}).get(leaf) if leaf else saved.get(section)
+            if section not in saved:  # a section added after the checkpoint was written: it ran with the default
+                saved = {**saved, section: _default_section(self.config, section)}
+            before = saved[section].get(leaf) if leaf else saved[section]
             after = current[section][leaf] if leaf else current[section]
             if before != after:
                 problems.append(f"{key}: {before!r} in the checkpoint, {after!r} now")
@@ -478,6 +494,12 @@ class TrainingEngine:
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         """What the recipe does after the last step (fine-tuning writes its export); returns the summary."""
         return summary
+
+
+def _default_section(config: Any, section: str) -> Any:
+    """The default value of the config dataclass field ``section``, as a plain dict or value."""
+    spec = next(f for f in dataclasses.fields(config) if f.name == section)
+    return to_dict(spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default)
 
 
 def _rng_state() -> dict[str, Any]:

@@ -26,9 +26,8 @@ from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy
 from nasvit.export.directory import ExportOptions, ExportReport, load_model, read_description, write_export
 from nasvit.recipes.engine import TrainingEngine
-from nasvit.runtime import checkpoint, distributed, run_directory
+from nasvit.runtime import checkpoint, run_directory
 from supernet import NASViT, recalibrate_bn
-from supernet.training.losses import soft_cross_entropy
 from supernet.training.sandwich import StepResult
 
 EXPORT_DIR = "export"
@@ -93,16 +92,7 @@ class FinetuneRecipe(TrainingEngine):
         return weight * self.teacher(images).float().softmax(-1) + (1.0 - weight) * targets
 
     def _compute_gradients(self, batches: list, epoch: int) -> StepResult:
-        """Cross-entropy against the soft targets, averaged over the micro-batches and processes, into ``.grad``."""
-        total = torch.zeros((), device=self.ctx.device)
-        for images, targets in batches:
-            with self._autocast():
-                logits = self.net(images)
-            loss = soft_cross_entropy(logits, targets) / len(batches)
-            self._scale_loss(loss).backward()
-            total += loss.detach()
-        distributed.average_gradients(self.net)
-        return StepResult(losses={"loss": float(total)})
+        return self._label_loss_gradients(batches, "loss")
 
     def _evaluate_model(self) -> dict[str, float]:
         model = self.ema.module if self.ema is not None else self.net
@@ -154,8 +144,8 @@ class FinetuneRecipe(TrainingEngine):
         )
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
-        """Evaluate the final weights (unless the last step just did) and export them."""
-        if self.evaluated_step != self.step:
+        """Evaluate the final weights (unless this run's last step just did) and export them."""
+        if self.evaluated_step != self.step or "top1" not in summary:  # resumed after its last step: evaluate again
             summary = {**summary, **self.evaluate(math.ceil(self.step / self.steps_per_epoch))}
         if self.last_checkpoint != checkpoint.checkpoint_path(self.run_dir, self.step):
             self.save_checkpoint(self.step // self.steps_per_epoch)  # the export names the weights it holds

@@ -1,14 +1,17 @@
-"""``nasvit train``: supernet training with the sandwich rule, in-place distillation and gradient projection.
+"""``nasvit train``: supernet training with the sandwich rule, in-place distillation and gradient projection, or
+with single-path uniform sampling (``sampling.rule: spos``).
 
     recipe = TrainRecipe(config, run_dir, resume="auto")
     summary = recipe.run()          # setup, train, cleanup
 
 The loop, checkpoints, resume and logging are the shared :class:`~nasvit.recipes.engine.TrainingEngine`; this
-recipe supplies the supernet, the sandwich step and the evaluation of the smallest and largest subnets.
+recipe supplies the supernet, the step (sandwich or single path) and the evaluation of the smallest and largest
+subnets.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,9 @@ from nasvit.runtime import checkpoint, distributed
 from search_space import load_space, parse_space, space_to_dict
 from supernet import Supernet
 from supernet.training.sandwich import SandwichStep, StepResult, parameter_groups, sample_subnets
+from supernet.training.single_path import macs_bins, sample_path
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TrainRecipe", "TrainingError"]
 
@@ -35,7 +41,7 @@ class TrainRecipe(TrainingEngine):
     """
 
     kind = "train"
-    resume_keys = ("optim", "sandwich", "data.batch_size", "data.dataset", "data.image_size", "seed")
+    resume_keys = ("optim", "sampling", "sandwich", "data.batch_size", "data.dataset", "data.image_size", "seed")
     config: TrainConfig
 
     def _setup_inputs(self) -> None:
@@ -65,6 +71,14 @@ class TrainRecipe(TrainingEngine):
         return build_teacher(self.config.teacher, self.data.num_classes, self.ctx.device)
 
     def _setup_step(self) -> None:
+        sampling = self.config.sampling
+        if sampling.rule == "spos":
+            bins = macs_bins(self.space, sampling.macs_bins, sampling.macs_range) if sampling.macs_bins else []
+            self.path_bins = bins
+            if self.ctx.is_main:
+                drawn = f"a MACs bin of {len(bins)} first" if bins else "uniformly"
+                logger.info("single path per step, drawn %s; sandwich and projection settings are unused", drawn)
+            return
         sandwich = self.config.sandwich
         sync = distributed.all_reduce_mean if self.ctx.distributed else None
         alpha = (sandwich.alpha_min, sandwich.alpha_max, sandwich.alpha_clamp)
@@ -84,6 +98,9 @@ class TrainRecipe(TrainingEngine):
 
     def _compute_gradients(self, batches: list, epoch: int) -> StepResult:
         config = self.config
+        if config.sampling.rule == "spos":
+            self.net.set_active_subnet(sample_path(self.space, config.seed, self.step, self.path_bins))
+            return self._label_loss_gradients(batches, "path")
         subnets = sample_subnets(self.net, config.seed, self.step, config.sandwich.num_random)
         project = config.projection.enabled and epoch >= config.projection.start_epoch
         return self.sandwich.run(batches, subnets, project)
