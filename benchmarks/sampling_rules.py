@@ -44,7 +44,6 @@ from nasvit.runtime.atomic_json import write_json_atomic
 from search_space import SubnetConfig, load_space
 
 DEMO = "configs/train/demo.yaml"
-EPOCHS, WARMUP_EPOCHS, EVAL_EVERY = 50, 1.0, 10  # configs/train/demo.yaml's schedule
 PROBE_STEPS, PROBE_ROUNDS = {"sandwich": 15, "spos": 60}, 3  # one epoch and four: a path's cost varies with it
 RANDOM_SUBNETS = 6
 
@@ -122,9 +121,9 @@ def standalone_top1(out: Path, sandwich_dir: Path, cfg: SubnetConfig, index: int
         f"data.label_smoothing={data.label_smoothing}",
         f"optim.lr={demo.optim.lr}",
         f"optim.weight_decay={demo.optim.weight_decay}",
-        f"optim.epochs={EPOCHS}",
-        f"optim.warmup_epochs={WARMUP_EPOCHS}",
-        f"eval.every_epochs={EPOCHS}",
+        f"optim.epochs={demo.optim.epochs}",
+        f"optim.warmup_epochs={demo.optim.warmup_epochs}",
+        f"eval.every_epochs={demo.optim.epochs}",
         "export.torchscript=false",
     ]
     config = load_config(FinetuneConfig, "configs/finetune/default.yaml", overrides)
@@ -168,11 +167,12 @@ def main() -> None:
     if "sandwich" not in results:
         done("sandwich", train(args.out / "sandwich"))
     if "spos" not in results:
+        demo = load_config(TrainConfig, DEMO)
         stretched = [
             "sampling.rule=spos",
-            f"optim.epochs={round(EPOCHS * ratio)}",
-            f"optim.warmup_epochs={WARMUP_EPOCHS * ratio:.2f}",
-            f"eval.every_epochs={round(EVAL_EVERY * ratio)}",
+            f"optim.epochs={round(demo.optim.epochs * ratio)}",
+            f"optim.warmup_epochs={demo.optim.warmup_epochs * ratio:.2f}",
+            f"eval.every_epochs={round(demo.eval.every_epochs * ratio)}",
         ]
         done("spos", train(args.out / "spos", *stretched))
     subnets = ranked_subnets()
