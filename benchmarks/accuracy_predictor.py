@@ -72,6 +72,7 @@ class RecordingEvaluator:
     def __init__(self, problem: Problem):
         self.problem = problem
         self.values: list[float | None] = []
+        self.subnets: list[SubnetConfig] = []
 
     def __call__(self, cfgs: Sequence[SubnetConfig]) -> list[dict[str, float]]:
         values = self.problem.score(cfgs)
@@ -79,12 +80,13 @@ class RecordingEvaluator:
             cost = self.problem.space.cost(cfg)
             within = self.problem.budget.satisfied({self.problem.budget.metric: cost.get(self.problem.budget.metric)})
             self.values.append(value if within else None)
+            self.subnets.append(cfg)
         return [{"top1": value} for value in values]
 
 
 def search_run(problem: Problem, method: str, seed: int, evaluations: int) -> dict:
     """One run of exactly ``evaluations`` (a GA runs whole generations; the excess is cut): the best value within
-    the budget after each evaluation, and the predictor's taus."""
+    the budget after each evaluation, the subnet that scored it, and the predictor's taus."""
     evaluator = RecordingEvaluator(problem)
     taus: list[float] = []
     if method == "random":
@@ -102,11 +104,12 @@ def search_run(problem: Problem, method: str, seed: int, evaluations: int) -> di
         )
         result = run_search(problem.space, evaluator, config)
         taus = [h.predictor["tau"] for h in result.history if h.predictor and h.predictor["tau"] is not None]
-    best, curve = float("-inf"), []
-    for value in evaluator.values[:evaluations]:
-        best = max(best, value) if value is not None else best
+    best, best_subnet, curve = float("-inf"), None, []
+    for value, cfg in zip(evaluator.values[:evaluations], evaluator.subnets):
+        if value is not None and value > best:
+            best, best_subnet = value, str(cfg)
         curve.append(best)
-    return {"curve": curve, "taus": taus}
+    return {"curve": curve, "taus": taus, "best_subnet": best_subnet}
 
 
 def reference(problem: Problem, runs: dict, save: Callable[[], None]) -> float:

@@ -22,38 +22,24 @@ and the Kendall tau between each supernet's ranking of the 8 and their standalon
 
 from __future__ import annotations
 
-import argparse
-import json
-import random
 import statistics
 import time
 from pathlib import Path
 
+from demo_supernets import DEMO, RANDOM_SUBNETS, ranked_subnets, results_file, supernet_top1, train
 from scipy.stats import kendalltau
 
 from nasvit.cli import main as nasvit
 from nasvit.config.finetune import FinetuneConfig
 from nasvit.config.loading import load_config
 from nasvit.config.train import TrainConfig
-from nasvit.data import build_data, fixed_batches, make_loader
-from nasvit.evaluation import evaluate_subnet
 from nasvit.recipes.finetune import FinetuneRecipe
 from nasvit.recipes.train import TrainRecipe
 from nasvit.runtime import checkpoint
 from nasvit.runtime.atomic_json import write_json_atomic
-from search_space import SubnetConfig, load_space
+from search_space import SubnetConfig
 
-DEMO = "configs/train/demo.yaml"
 PROBE_STEPS, PROBE_ROUNDS = {"sandwich": 15, "spos": 60}, 3  # one epoch and four: a path's cost varies with it
-RANDOM_SUBNETS = 6
-
-
-def train(out: Path, *overrides: str) -> dict:
-    """A demo-recipe supernet training into ``out`` (resumed when a checkpoint is there); its summary and wall time."""
-    config = load_config(TrainConfig, DEMO, ["device=cpu", *overrides])
-    started = time.perf_counter()
-    summary = TrainRecipe(config, out, resume="auto" if checkpoint.latest(out) else None).run()
-    return {**summary, "wall_seconds": time.perf_counter() - started}
 
 
 class TimedRecipe(TrainRecipe):
@@ -82,23 +68,6 @@ def probe(out: Path) -> float:
         ratios.append(seconds["sandwich"] / seconds["spos"])
         print(f"probe round {round_index + 1}: sandwich {seconds['sandwich']:.3f} s/step, spos {seconds['spos']:.3f}")
     return statistics.median(ratios)
-
-
-def ranked_subnets() -> list[SubnetConfig]:
-    space = load_space("demo")
-    rng = random.Random(0)
-    return [space.min_subnet(), space.max_subnet(), *(space.sample(rng) for _ in range(RANDOM_SUBNETS))]
-
-
-def supernet_top1(run_dir: Path, subnets: list[SubnetConfig]) -> list[float]:
-    """Validation top-1 of each subnet in the supernet of ``run_dir``, after BN recalibration as in training."""
-    state = checkpoint.load(checkpoint.latest(run_dir))
-    config = load_config(TrainConfig, run_dir / "config.yaml")
-    net = checkpoint.supernet_from_state(state)
-    data = build_data(config.data)
-    calibration = fixed_batches(data.train_eval, config.eval.bn_batches, config.eval.batch_size, config.seed)
-    val = make_loader(data.val, config.eval.batch_size)
-    return [evaluate_subnet(net, cfg, calibration, val, reduce=False)["top1"] for cfg in subnets]
 
 
 def standalone_top1(out: Path, sandwich_dir: Path, cfg: SubnetConfig, index: int) -> float:
@@ -149,23 +118,19 @@ def report(results: dict, subnets: list[SubnetConfig]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="runs and results.json")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "results.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
+    path, results = results_file(__doc__.splitlines()[0], {})
+    out = path.parent
 
     def done(key: str, value) -> None:
         results[key] = value
         write_json_atomic(path, results)
 
     if "probe" not in results:
-        done("probe", probe(args.out))
+        done("probe", probe(out))
     ratio = results["probe"]
     print(f"sandwich step / single-path step: {ratio:.2f}")
     if "sandwich" not in results:
-        done("sandwich", train(args.out / "sandwich"))
+        done("sandwich", train(out / "sandwich"))
     if "spos" not in results:
         demo = load_config(TrainConfig, DEMO)
         stretched = [
@@ -174,13 +139,13 @@ def main() -> None:
             f"optim.warmup_epochs={demo.optim.warmup_epochs * ratio:.2f}",
             f"eval.every_epochs={round(demo.eval.every_epochs * ratio)}",
         ]
-        done("spos", train(args.out / "spos", *stretched))
+        done("spos", train(out / "spos", *stretched))
     subnets = ranked_subnets()
     if "supernets" not in results:
-        done("supernets", {rule: supernet_top1(args.out / rule, subnets) for rule in ("sandwich", "spos")})
+        done("supernets", {rule: supernet_top1(out / rule, subnets) for rule in ("sandwich", "spos")})
     standalone = results.get("standalone", [])
     for index in range(len(standalone), len(subnets)):
-        standalone.append(standalone_top1(args.out, args.out / "sandwich", subnets[index], index))
+        standalone.append(standalone_top1(out, out / "sandwich", subnets[index], index))
         done("standalone", standalone)
     report(results, subnets)
 

@@ -230,8 +230,10 @@ def scale_key(space: SpaceDefinition, index: int, choice: StageChoice, size: int
     """Name of the switchable-scale vector used by a transformer block of stage ``index``.
 
     ``per_choice``: one per (stage depth, width), ``d{depth}_w{width}``. ``reference``: the reference
-    code's (stage depth, tokens mod 8), ``d{depth}_n{N % 8}``.
+    code's (stage depth, tokens mod 8), ``d{depth}_n{N % 8}``. ``shared``: one for every subnet, ``shared``.
     """
+    if space.transformer.scale_layout is ScaleLayout.SHARED:
+        return "shared"
     if space.transformer.scale_layout is ScaleLayout.REFERENCE:
         return f"d{choice.depth}_n{(size * size) % 8}"
     return f"d{choice.depth}_w{choice.width}"

@@ -42,8 +42,8 @@ from search_space.errors import SpaceError
 from search_space.loader import parse_space
 from search_space.serialize import space_to_dict
 from search_space.space import SearchSpace
-from search_space.spec import HeadSpec, StemSpec
-from search_space.subnet import SubnetConfig
+from search_space.spec import HeadSpec, SpaceDefinition, StemSpec
+from search_space.subnet import StageChoice, SubnetConfig
 
 RULES = ("w", "d", "r", "dwr", "fast", "efficientnet")
 FAST_ALPHA = 0.8  # the paper's dWr
@@ -229,37 +229,60 @@ def _build(cfg: SubnetConfig, exact: _Exact, flips: frozenset = frozenset()) -> 
     stages = []
     for i, (spec, choice) in enumerate(zip(base.stages, cfg.stages)):
         divisor = math.lcm(base.channel_divisor, head_dim) if spec.is_transformer else base.channel_divisor
-        stages.append(
-            dataclasses.replace(
-                spec,
-                widths=(_width(exact.widths[i], divisor, ("width", i) in flips),),
-                depths=(_depth(exact.depths[i], ("depth", i) in flips),),
-                kernels=(choice.kernel,),
-                expand_ratios=(choice.expand_ratio,),
-                mlp_ratios=(choice.mlp_ratio,),
-                windows=(choice.windows,),
-            )
-        )
-    definition = dataclasses.replace(
+        width = _width(exact.widths[i], divisor, ("width", i) in flips)
+        stages.append(dataclasses.replace(choice, width=width, depth=_depth(exact.depths[i], ("depth", i) in flips)))
+    space = one_subnet_space(
         base,
         name=f"{base.name}_scaled",
         description=f"one subnet scaled from {cfg}",
-        resolutions=(_resolution(cfg, exact.resolution, ("resolution", 0) in flips),),
-        stem=StemSpec(
-            base.stem.kernel,
-            base.stem.stride,
-            (_width(exact.stem, base.channel_divisor, ("stem", 0) in flips),),
-        ),
+        resolution=_resolution(cfg, exact.resolution, ("resolution", 0) in flips),
+        stem_width=_width(exact.stem, base.channel_divisor, ("stem", 0) in flips),
         stages=tuple(stages),
-        head=HeadSpec(
-            base.head.expand_ratio,
-            (_width(exact.head, base.channel_divisor, ("head", 0) in flips),),
-            base.head.dropout,
-        ),
+        head_width=_width(exact.head, base.channel_divisor, ("head", 0) in flips),
+    )
+    return space, space.max_subnet()
+
+
+def one_subnet_space(
+    base: SpaceDefinition,
+    *,
+    name: str,
+    description: str,
+    resolution: int,
+    stem_width: int,
+    stages: tuple[StageChoice, ...],
+    head_width: int,
+) -> SearchSpace:
+    """The space named ``name`` that holds one subnet: ``base``'s blocks and switches with one choice per list (these
+    values, which need not be among ``base``'s), its relative-position tables sized for the subnet's own maps.
+
+    Raises:
+        SpaceError: the values do not make a valid space (a map the windows do not tile, a width that is not a
+            multiple of the head dimension, ...).
+    """
+    specs = tuple(
+        dataclasses.replace(
+            spec,
+            widths=(choice.width,),
+            depths=(choice.depth,),
+            kernels=(choice.kernel,),
+            expand_ratios=(choice.expand_ratio,),
+            mlp_ratios=(choice.mlp_ratio,),
+            windows=(choice.windows,),
+        )
+        for spec, choice in zip(base.stages, stages)
+    )
+    definition = dataclasses.replace(
+        base,
+        name=name,
+        description=description,
+        resolutions=(resolution,),
+        stem=StemSpec(base.stem.kernel, base.stem.stride, (stem_width,)),
+        stages=specs,
+        head=HeadSpec(base.head.expand_ratio, (head_width,), base.head.dropout),
         transformer=dataclasses.replace(base.transformer, position_bias_size=None),
     )
-    space = parse_space(space_to_dict(definition), source=f"{base.name} scaled")
-    return space, space.max_subnet()
+    return parse_space(space_to_dict(definition), source=f"{name} (one subnet of {base.name})")
 
 
 def _width(value: float, divisor: int, flipped: bool) -> int:

@@ -33,6 +33,7 @@ class ScaleLayout(str, Enum):
 
     PER_CHOICE = "per_choice"  # one scale vector per (stage depth, width choice) (the paper)
     REFERENCE = "reference"  # one per (stage depth, tokens mod 8), times 8 / C (the reference code)
+    SHARED = "shared"  # one per block whatever the subnet: plain layer scale (the ablation without switching)
 
 
 @dataclass(frozen=True)

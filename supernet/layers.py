@@ -2,13 +2,16 @@
 
 The supernet builds these containers around elastic ops (:mod:`supernet.elastic`); an exported model
 builds the same containers around standard ``nn.Conv2d`` / ``nn.BatchNorm2d`` / ``nn.Linear`` layers.
-Nothing here slices weights.
+Nothing here slices weights (:func:`resize_position_table` makes a table for another window, for loading).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
+from timm.layers import resize_rel_pos_bias_table
 from torch import Tensor, nn
 
 
@@ -119,6 +122,33 @@ def relative_position_index(rows: int, cols: int, table_rows: int, table_cols: i
     coords = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")).flatten(1)  # (2, n)
     offsets = coords[:, :, None] - coords[:, None, :]  # (2, n, n)
     return (offsets[0] + table_rows - 1) * (2 * table_cols - 1) + offsets[1] + table_cols - 1
+
+
+def resize_position_table(table: Tensor, window: tuple[int, int], new_window: tuple[int, int]) -> Tensor:
+    """A relative-position table for a ``window`` (rows, cols) made into one for ``new_window``, per head.
+
+    The table is ((2 rows - 1) * (2 cols - 1), heads), row-major in the offsets (dy, dx) as
+    :func:`relative_position_index` reads it. Where the new window is no larger, the result is the table's centre:
+    exactly the entries of the offsets the new window has (what the supernet gives a smaller window). Where it is
+    larger, the (cropped) table is resized by timm's ``resize_rel_pos_bias_table``, the rule BEiT and timm's Swin
+    use to fine-tune at another window: the trained offsets are laid out on a geometric progression (offsets 0 and
+    +-1 stay where they are, the outer ones spread until the outermost reaches the new extent), each head is
+    interpolated linearly at the whole offsets of the new window, and offsets past the outermost take its value.
+
+    Returns:
+        ((2 new_rows - 1) * (2 new_cols - 1), heads), a new tensor.
+    """
+    rows, cols = window
+    kept = (min(rows, new_window[0]), min(cols, new_window[1]))
+    grid = table.reshape(2 * rows - 1, 2 * cols - 1, table.shape[-1])  # (2 rows - 1, 2 cols - 1, heads)
+    centre = grid[rows - kept[0] : rows + kept[0] - 1, cols - kept[1] : cols + kept[1] - 1]
+    cropped = centre.reshape(-1, table.shape[-1]).clone()  # ((2 kept_rows - 1) * (2 kept_cols - 1), heads)
+    if kept == tuple(new_window):
+        return cropped
+    shape = ((2 * new_window[0] - 1) * (2 * new_window[1] - 1), table.shape[-1])
+    with warnings.catch_warnings():  # torch warns about how timm's interpolator indexes; tests pin the values
+        warnings.simplefilter("ignore", UserWarning)
+        return resize_rel_pos_bias_table(cropped, tuple(new_window), shape, old_window_size=kept)
 
 
 def mix_heads(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

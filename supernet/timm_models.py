@@ -5,6 +5,7 @@
     timm.create_model("nasvit_subnet", subnet="<subnet string>", num_classes=10)      # any subnet, random init
     timm.create_model("nasvit_subnet", export_dir="runs/tiny-export", pretrained=True)  # an exported model
     timm.create_model("nasvit_subnet", export_dir=DIR, pretrained=True, num_classes=5)  # new classifier
+    timm.create_model("nasvit_subnet", export_dir=DIR, pretrained=True, img_size=320)   # at another resolution
 
 The named models are subnets of the ``nasvit`` space with timm's complete default configs (:data:`NAMED_SUBNETS`):
 ``nasvit_min`` (its smallest subnet, 192 px) and ``nasvit_max`` (its largest, 288 px). An export of the same subnet
@@ -18,8 +19,14 @@ input of another size is resized to it inside the model (as ``nasvit eval``, the
 so feature maps keep the sizes of that resolution. The resize is a leaf for ``torch.fx`` (timm's notrace
 registry), with the MBConv shortcut, whose pooling pads odd maps.
 
+``img_size`` (an int, or a square (height, width)) builds the model for another resolution, as for timm's Swin and
+ViT: the same subnet at that resolution (:mod:`supernet.resolution`: which sides it runs at; a side its space does
+not list gives a one-subnet space ``<space>_r<side>``), the pretrained weights' relative-position tables resized to
+its windows (its ``pretrained_filter_fn``), ``input_size`` and ``pool_size`` of that resolution in its
+pretrained_cfg. A side the subnet cannot run at is a ``ValueError`` naming the nearest that fit.
+
 The model is built by timm's ``build_model_with_cfg``, so timm's own arguments behave as for timm's models:
-``num_classes`` (0: pooled features), ``in_chans`` (pretrained stems adapted by timm), ``drop_rate``,
+``num_classes`` (0: pooled features), ``in_chans`` (pretrained stems adapted by timm), ``img_size``, ``drop_rate``,
 ``drop_path_rate``, ``pretrained_cfg`` / ``pretrained_cfg_overlay``, ``features_only`` with ``out_indices`` /
 ``feature_cls`` / ``feature_cfg``, ``checkpoint_path``, ``cache_dir``, ``device`` and ``dtype``.
 
@@ -36,6 +43,7 @@ replaces single entries of that one; ``pretrained_cfg_overlay`` is then applied 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -48,6 +56,7 @@ from torch import nn
 
 from search_space import SubnetConfig, load_space, load_subnet, parse_space
 from supernet.layers import Shortcut, resize_input
+from supernet.resolution import state_at_resolution, subnet_at_resolution
 from supernet.static_model import NASViT
 
 SUBNET_FILE, WEIGHTS_FILE = "subnet.json", "model.safetensors"  # the files of an export directory
@@ -55,7 +64,7 @@ MODEL_NAME = "nasvit_subnet"
 # Where timm finds the stem conv (to adapt it to in_chans) and the classifier (dropped for another num_classes).
 MODEL_PRETRAINED_CFG = {"first_conv": "stem.conv", "classifier": "head.classifier"}
 
-_MODEL_KWARGS = ("num_classes", "in_chans", "drop_rate", "drop_path_rate", "global_pool")
+_MODEL_KWARGS = ("num_classes", "in_chans", "drop_rate", "drop_path_rate", "global_pool", "img_size")
 _FEATURE_KWARGS = ("features_only", "out_indices", "feature_cls")
 _WEIGHT_SOURCES = ("state_dict", "file", "url", "hf_hub_id")
 _PRETRAINED_CFG_FIELDS = frozenset(field.name for field in dataclasses.fields(PretrainedCfg))
@@ -98,7 +107,13 @@ def nasvit_subnet(
 
 
 def _build(name: str, cfg: SubnetConfig, source_cfg: dict[str, Any], pretrained: bool, kwargs: dict[str, Any]):
-    """The model ``name`` of ``cfg`` through timm's ``build_model_with_cfg``, ``source_cfg`` its pretrained_cfg."""
+    """The model ``name`` of ``cfg`` through timm's ``build_model_with_cfg``, ``source_cfg`` its pretrained_cfg; with
+    ``img_size`` in ``kwargs`` both are for that resolution, the pretrained weights' position tables resized to it."""
+    img_size, weights_filter = kwargs.pop("img_size", None), None
+    if img_size is not None:
+        source = cfg
+        cfg, source_cfg = configs_at_resolution(cfg, source_cfg, _square_side(name, img_size))
+        weights_filter = functools.partial(_weights_at_resolution, source=source)
     pretrained_cfg = {**source_cfg, **_as_dict(kwargs.pop("pretrained_cfg", None), name)}
     overlay = kwargs.pop("pretrained_cfg_overlay", None)
     cache_dir = kwargs.pop("cache_dir", None)
@@ -115,10 +130,25 @@ def _build(name: str, cfg: SubnetConfig, source_cfg: dict[str, Any], pretrained:
         model_cfg=cfg,
         feature_cfg={"feature_cls": "getter", "out_indices": tuple(range(len(cfg.stages) + 1)), **(feature_cfg or {})},
         cache_dir=cache_dir,
+        pretrained_filter_fn=weights_filter,
         kwargs_filter=("img_size",),  # timm passes the fixed input size; the subnet's resolution is the model's
         **kwargs,
     )
     return model.to(**placement) if placement else model
+
+
+def configs_at_resolution(
+    cfg: SubnetConfig, pretrained_cfg: dict[str, Any], resolution: int
+) -> tuple[SubnetConfig, dict[str, Any]]:
+    """``cfg`` at ``resolution`` (:func:`~supernet.resolution.subnet_at_resolution`) and ``pretrained_cfg`` with
+    that resolution's ``input_size`` and ``pool_size``: the data is loaded at the resolution the model runs at.
+
+    Raises:
+        ValueError: the subnet cannot run at ``resolution`` (the message names the nearest that fit).
+    """
+    target = subnet_at_resolution(cfg, resolution)
+    sizes = {key: value for key, value in subnet_pretrained_cfg(target).items() if key in ("input_size", "pool_size")}
+    return target, {**pretrained_cfg, **sizes}
 
 
 def subnet_pretrained_cfg(cfg: SubnetConfig, image_size: int | None = None, num_classes: int | None = None) -> dict:
@@ -191,6 +221,21 @@ def read_export_description(directory: str | os.PathLike, need_weights: bool = F
     if not isinstance(description, dict) or not isinstance(description.get("subnet"), str):
         raise ValueError(f"{path} has no 'subnet' string, so it is not an export description; export the model again")
     return description
+
+
+def _square_side(name: str, img_size: int | tuple[int, int]) -> int:
+    """The side of timm's ``img_size`` (an int, or a (height, width) pair of equal sides)."""
+    if isinstance(img_size, int):
+        return img_size
+    if isinstance(img_size, (tuple, list)) and len(img_size) == 2 and img_size[0] == img_size[1]:
+        return img_size[0]
+    raise ValueError(f"{name} runs on square images; got img_size={img_size!r}, pass one side such as 224")
+
+
+def _weights_at_resolution(state: dict[str, Any], model: NASViT, source: SubnetConfig) -> dict[str, Any]:
+    """timm's ``pretrained_filter_fn``: weights of ``source`` made into ``model``'s (the same subnet at another
+    resolution)."""
+    return state_at_resolution(state, source, model.subnet_config)
 
 
 def _source(subnet: str | None, export_dir: str | os.PathLike | None) -> tuple[SubnetConfig, dict[str, Any]]:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from supernet.elastic import ElasticRelativePositionBias, slice_to
+from supernet.layers import resize_position_table
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,8 @@ def _leading(have: Tensor, want: Tensor) -> Tensor | None:
 def _position_table(have: Tensor, want: Tensor, size: int) -> Tensor | None:
     """The centre of a (2 S - 1)^2 x heads relative-position table for a ``size`` x ``size`` map, or None where the
     source's table is for a smaller map or fewer heads."""
-    side, wanted_side = round(have.shape[0] ** 0.5), 2 * size - 1
-    if side < wanted_side or have.shape[1] < want.shape[1]:
+    side = round(have.shape[0] ** 0.5)
+    if side < 2 * size - 1 or have.shape[1] < want.shape[1]:
         return None
-    start = (side - wanted_side) // 2
-    grid = have.view(side, side, -1)[start : start + wanted_side, start : start + wanted_side, : want.shape[1]]
-    return grid.reshape(want.shape)
+    source = (side + 1) // 2  # the side of the map the source's table covers
+    return resize_position_table(have[:, : want.shape[1]], (source, source), (size, size))

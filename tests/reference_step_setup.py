@@ -158,6 +158,7 @@ def run_our_step(
     recipe = SimpleNamespace(
         config=config,
         net=net,
+        space=net.space,
         ctx=SimpleNamespace(distributed=False),
         step=step,
         scaler=None,
@@ -169,6 +170,7 @@ def run_our_step(
     )
     before = {name: p.detach().clone() for name, p in params.items()}
     TrainRecipe._setup_step(recipe)
+    TrainRecipe._start_epoch(recipe, epoch)
     result = TrainRecipe._compute_gradients(recipe, [(images, targets)], epoch)
     assert result.finite and result.clipped_norm is not None
     TrainingEngine._apply_gradients(recipe, result)

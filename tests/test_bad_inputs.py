@@ -166,6 +166,11 @@ def export_argv(world: World, out: Path, *extra: str, ckpt: Path | None = None, 
     return ["export", "--checkpoint", str(ckpt or world.checkpoint), "--arch", arch, "--out", str(out), *extra]
 
 
+def finetune_argv(world: World, out: Path, *extra: str) -> list[str]:
+    source = ["--model", str(world.export_dir), "--data", "digits"]
+    return ["finetune", *source, "--out", str(out), "--set", "device=cpu", *extra]
+
+
 @dataclass
 class Case:
     """One bad input: ``argv(world)``, the exit code, a fragment of stderr, and ``keep(world)`` the files it must
@@ -221,6 +226,11 @@ CASES = [
             "sampling.macs_range=[1, 2]",
         ),
         "macs <= 2 is unsatisfiable",
+    ),
+    Case(
+        "train-progressive-magnitude-on-digits",
+        lambda w: train_argv(w.scratch("t8"), "--set", "progressive.stages=2", "--set", "progressive.magnitude=[1, 5]"),
+        "progressive.magnitude schedules RandAugment",
     ),
     Case(
         "train-resume-empty-file",
@@ -373,6 +383,31 @@ CASES = [
             str(image_folder(w.scratch("three"), 3, per_class=8)),
         ],
         "3 classes but the model predicts 10",
+    ),
+    Case(
+        "eval-resolution-zero", lambda w: ["eval", "--model", str(w.export_dir), "--resolution", "0"], "not at least 1"
+    ),
+    Case(
+        "eval-resolution-windows-do-not-tile",
+        lambda w: ["eval", "--model", str(w.export_dir), "--resolution", "20"],
+        "20 px gives 5x5; use 16 or 21",
+    ),
+    Case(
+        "eval-resolution-and-another-image-size",
+        lambda w: ["eval", "--model", str(w.export_dir), "--resolution", "24", "--image-size", "32"],
+        "--image-size 32 contradicts --resolution 24",
+    ),
+    # ---------------------------------------------------------------------------------------------- finetune
+    Case(
+        "finetune-resolution-windows-do-not-tile",
+        lambda w: finetune_argv(w, w.scratch("f1"), "--resolution", "20"),
+        "resolution 20 does not fit",
+        lambda w: list(w.export_dir.iterdir()),
+    ),
+    Case(
+        "finetune-resolution-and-another-image-size",
+        lambda w: finetune_argv(w, w.scratch("f2"), "--resolution", "24", "--set", "data.image_size=32"),
+        "set data.image_size=24 too",
     ),
     # ------------------------------------------------------------------------------------- flops, space, latency
     Case(

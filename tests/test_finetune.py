@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -150,3 +151,34 @@ def test_non_finite_steps_leave_the_weights_and_batchnorm_statistics_untouched(p
     assert saved["step"] == 1 and recipe.step == 2  # the second skip raised
     for name, tensor in recipe.net.state_dict().items():
         assert torch.equal(tensor, saved["model"][name]), name  # two skipped steps changed nothing, BN included
+
+
+def test_finetune_at_another_resolution_exports_for_it_and_resumes(parent, folder, tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[onnx]')")
+    onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install '.[onnx]')")
+    fast = [setting for setting in FINETUNE_FAST if not setting.startswith("data.image_size")]
+    argv = ["finetune", "--model", str(parent), "--data", str(folder), "--out", str(tmp_path), "--resolution", "40"]
+    sets = [x for setting in [*fast, "export.onnx=true", "export.torchscript=false"] for x in ("--set", setting)]
+    assert main([*argv, *sets, "--set", "max_steps=1"]) == 0
+    description = json.loads((tmp_path / "export" / "subnet.json").read_text())
+    assert description["resolution"] == 40 and description["subnet"].startswith("tiny_r40:r40:")
+    assert description["space"]["resolutions"] == [40] and description["pretrained_cfg"]["input_size"] == [3, 40, 40]
+    assert set(description["verification"]["max_abs_difference"]) == {"inference", "onnx"}
+    assert max(description["verification"]["max_abs_difference"].values()) <= 1e-4
+    onnx_metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "export" / "model.onnx")).metadata_props}
+    assert onnx_metadata["resolution"] == "40" and onnx_metadata["input_size"] == "[3, 40, 40]"
+    assert load_model(tmp_path / "export").resolution == 40
+    assert main([*argv, *sets, "--set", "max_steps=2", "--resume", "auto"]) == 0  # the resolution matches
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 2
+    at_own = [*argv[:-2], *sets, "--set", "max_steps=3", "--set", "data.image_size=40", "--resume", "auto"]
+    assert main(at_own) == 2
+    assert "resolution: 40 in the checkpoint, None now" in capsys.readouterr().err
+
+
+def test_eval_at_another_resolution_warns_only_when_the_phase_changes(parent, capsys, caplog):
+    with caplog.at_level(logging.WARNING, logger="supernet.resolution"):
+        assert main(["eval", "--model", str(parent), "--resolution", "24"]) == 0  # 24 = 16 modulo the stride 8
+        assert "at 24 px on digits" in capsys.readouterr().out and not caplog.records
+        assert main(["eval", "--model", str(parent), "--resolution", "14"]) == 0
+    assert "at 14 px on digits" in capsys.readouterr().out
+    assert "another phase than the subnet's own 16" in caplog.text

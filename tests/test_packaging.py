@@ -64,7 +64,7 @@ def test_installed_wheel_runs_outside_the_checkout(wheel: Path, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     module_file, spaces, train_space = result.stdout.splitlines()
     assert module_file.startswith(str(target))
-    assert spaces == "tiny ['demo', 'nasvit', 'nasvit_official', 'tiny']"
+    assert spaces == "tiny ['cifar', 'cifar_cnn', 'demo', 'nasvit', 'nasvit_official', 'tiny']"
     assert train_space == "tiny"
 
 

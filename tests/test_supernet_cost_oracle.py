@@ -13,7 +13,7 @@ from supernet import NASViT, Supernet
 
 
 def cases():
-    for name in ("tiny", "nasvit", "nasvit_official"):
+    for name in ("tiny", "nasvit", "nasvit_official", "cifar", "cifar_cnn"):  # cifar_cnn: conv stages only
         space = load_space(name)
         rng = random.Random(5)
         for cfg in [space.min_subnet(), space.max_subnet(), space.sample(rng), space.sample(rng)]:

@@ -12,7 +12,7 @@ from supernet import NASViT, Supernet, recalibrate_bn
 from tests.supernet_helpers import images, randomize
 
 # the `nasvit` space's blocks are those of `nasvit_official` at other widths: the default run checks one of the two
-SPACES = ["tiny", pytest.param("nasvit", marks=pytest.mark.slow), "nasvit_official"]
+SPACES = ["tiny", pytest.param("nasvit", marks=pytest.mark.slow), "nasvit_official", "cifar_cnn"]  # conv stages only
 
 
 def subnets_at_smallest_resolution(space, count: int = 20, seed: int = 0):
@@ -97,3 +97,20 @@ def test_static_model_from_config_trains_from_scratch():
     assert logits.shape == (4, 3)
     assert all(p.grad is not None for p in model.parameters())
     assert model.subnet_config == cfg
+
+
+def test_a_shared_scale_layout_holds_one_vector_per_layer_and_exports_it(mini_space_dict):
+    from search_space import parse_space
+    from supernet.elastic import SwitchableScale
+
+    mini_space_dict["transformer"]["scale_layout"] = "shared"  # the ablation without switchable scaling
+    space = parse_space(mini_space_dict, source="mini-shared")
+    net = randomize(Supernet(space, num_classes=10)).eval()
+    scales = [module for module in net.modules() if isinstance(module, SwitchableScale)]
+    assert scales and all(list(module.vectors) == ["shared"] for module in scales)
+    for index, cfg in enumerate([space.min_subnet(), space.max_subnet(), space.sample(random.Random(0))]):
+        net.set_active_subnet(cfg)
+        x = images(cfg.resolution, batch=1, seed=index)
+        with torch.no_grad():
+            assert torch.allclose(net.export()(x), net(x), rtol=0, atol=1e-5), cfg
+        assert sum(p.numel() for p in net.export().parameters()) == space.cost(cfg, num_classes=10).params

@@ -1,6 +1,6 @@
 """Two CPU processes with gloo, as torchrun would start them: identical weights on both ranks, falling loss, under
-either sampling rule. (Not the weights of one process with the global batch: BatchNorm normalises each rank's
-batch alone.)"""
+either sampling rule, the sandwich rule with progressive learning. (Not the weights of one process with the global
+batch: BatchNorm normalises each rank's batch alone.)"""
 
 from __future__ import annotations
 
@@ -28,12 +28,27 @@ OVERRIDES = [
 ]
 
 
+# 2 epochs of 4 global batches of 64 in 2 stages: 16-24 px with mixup 0, then 16-32 px with mixup 0.2
+PROGRESSIVE = [
+    "progressive.stages=2",
+    "progressive.mixup=[0, 0.2]",
+    "optim.epochs=2",
+    "data.search_fraction=0.65",
+    "eval.every_epochs=2",
+]
+
+
 def _worker(rank: int, world_size: int, port: int, out: str, rule: str, steps: int) -> None:
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
-    overrides = [*OVERRIDES, f"sampling.rule={rule}", f"max_steps={steps}"]
+    overrides = [
+        *OVERRIDES,
+        f"sampling.rule={rule}",
+        f"max_steps={steps}",
+        *(PROGRESSIVE if rule == "sandwich" else []),
+    ]
     config = load_config(TrainConfig, "configs/train/tiny.yaml", overrides)
     recipe = TrainRecipe(config, Path(out) / "run")
     recipe.run()
@@ -58,3 +73,5 @@ def test_two_gloo_processes_agree_and_learn(tmp_path, rule, steps, window):
     # only rank 0 wrote the run directory
     assert checkpoint.load(checkpoint.latest(tmp_path / "run"))["step"] == steps
     assert not list((tmp_path / "run").glob("*rank1*"))
+    if rule == "sandwich":
+        assert "progressive learning stage 2/2 from epoch 2" in (tmp_path / "run" / "train.log").read_text()

@@ -1,4 +1,5 @@
-"""``nasvit eval``: top-1/top-5 and throughput of an exported model (its inference form) on a dataset."""
+"""``nasvit eval``: top-1/top-5 and throughput of an exported model (its inference form) on a dataset, at the
+export's own resolution or, with ``--resolution``, at another (:mod:`supernet.resolution`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="val", choices=["val", "search", "train_eval"])
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--image-size", type=positive_int, help="load size (default: the export's)")
+    parser.add_argument(
+        "--resolution",
+        type=positive_int,
+        help="run the model at this input side instead of its own, data loaded at it (its position tables resized)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -29,8 +35,13 @@ def run(args: argparse.Namespace) -> None:
     from nasvit.evaluation import accuracy
     from nasvit.export.directory import export_data_config, load_model
 
-    model = load_model(args.model, inference=True)
-    data_config = export_data_config(args.model, args.data, args.root, args.image_size)
+    if args.resolution and args.image_size and args.image_size != args.resolution:
+        raise NasvitError(
+            f"--image-size {args.image_size} contradicts --resolution {args.resolution}: the data is loaded at the "
+            "resolution the model runs at; drop --image-size"
+        )
+    model = load_model(args.model, inference=True, resolution=args.resolution)
+    data_config = export_data_config(args.model, args.data, args.root, args.resolution or args.image_size)
     data = build_data(data_config)
     if data.num_classes != model.num_classes:
         raise NasvitError(
@@ -43,6 +54,7 @@ def run(args: argparse.Namespace) -> None:
         result = accuracy(model, loader)
     seconds = time.perf_counter() - start
     print(
-        f"{args.model} on {data_config.dataset}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% on "
-        f"{result['images']} {args.split} images; {result['images'] / seconds:.0f} images/s (loading included)"
+        f"{args.model} at {model.resolution} px on {data_config.dataset}: top-1 {result['top1']:.2f}%, "
+        f"top-5 {result['top5']:.2f}% on {result['images']} {args.split} images; "
+        f"{result['images'] / seconds:.0f} images/s (loading included)"
     )

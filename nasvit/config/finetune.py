@@ -44,6 +44,9 @@ class FinetuneConfig(RunSettings):
     Attributes:
         model: the export directory to start from (``nasvit export --out``).
         pretrained: start from its weights (False: the same subnet from random initialisation, for comparison).
+        resolution: the input side to train at and export for, when not the export's own (None): the same subnet at
+            that side (:mod:`supernet.resolution`: the sides it runs at; its relative-position tables resized). The
+            data is then loaded at it: ``data.image_size`` must be the same (``--resolution`` sets both).
         layer_decay: layer-wise lr decay (timm ``layer_decay``: the head keeps the lr, each earlier group is
             scaled by this factor); None disables it.
         drop_rate: dropout before the classifier.
@@ -57,6 +60,7 @@ class FinetuneConfig(RunSettings):
 
     model: str = ""
     pretrained: bool = True
+    resolution: int | None = None
     layer_decay: float | None = None
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0
@@ -73,6 +77,7 @@ class FinetuneConfig(RunSettings):
         problems = training_problems(self)
         if not self.model:
             problems.append("model: give the export directory to fine-tune (--model DIR or model=DIR)")
+        problems += self._resolution_problems()
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             problems.append(f"layer_decay: {self.layer_decay} must be in (0, 1], or null to disable it")
         if not 0 <= self.drop_rate < 1 or not 0 <= self.drop_path_rate < 1:
@@ -82,3 +87,16 @@ class FinetuneConfig(RunSettings):
         if not 0 <= self.distill.weight <= 1:
             problems.append(f"distill.weight: {self.distill.weight} must be in [0, 1]")
         raise_problems(problems)
+
+    def _resolution_problems(self) -> list[str]:
+        resolution, image_size = self.resolution, self.data.image_size
+        if resolution is None:
+            return []
+        if resolution < 1:
+            return [f"resolution: {resolution} is not a side in pixels; pass at least 1, or null for the export's own"]
+        if image_size != resolution:
+            return [
+                f"resolution: {resolution} but data.image_size is {image_size}; a fine-tune at another resolution "
+                f"loads its data at it: set data.image_size={resolution} too (nasvit finetune --resolution sets both)"
+            ]
+        return []

@@ -72,6 +72,29 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class ProgressiveConfig:
+    """Progressive learning (EfficientNetV2): the run cut into stages of equal epochs, the sampled resolutions of
+    every subnet slot (the largest included) capped per stage, regularisation growing with them.
+
+    Attributes:
+        stages: how many stages; 1 trains the whole space from the first epoch (no progression).
+        min_resolution: the first stage's resolution cap as a share of the space's largest resolution; the caps
+            rise linearly to the largest in the last stage, each rounded down to a resolution of the space (at least
+            its smallest). EfficientNetV2 starts at about half the final image size.
+        magnitude: RandAugment magnitude ``[first stage, last stage]`` (EfficientNetV2-S: ``[5, 15]`` of 30; here
+            timm's scale, at most 10), replacing the m of ``data.auto_augment``, which must be a RandAugment
+            string; None leaves it as it is.
+        mixup: mixup alpha ``[first stage, last stage]`` (EfficientNetV2-M: ``[0, 0.2]``), replacing
+            ``data.mixup`` (leave that at 0); None leaves it as it is.
+    """
+
+    stages: int = 1
+    min_resolution: float = 0.5
+    magnitude: tuple[float, float] | None = None
+    mixup: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
 class ProjectionConfig:
     """Gradient projection between the largest subnet and the others (NASViT) and the conflict meter.
 
@@ -194,8 +217,8 @@ class TrainConfig(RunSettings):
         init_from: a nasvit supernet checkpoint (of ``nasvit train`` or ``nasvit convert-reference``) whose weights
             start the run, with a fresh optimiser, schedule and EMA (a copy of those weights); its search space and
             class count must be this run's. Unlike ``--resume``, nothing else is taken from it.
-        data, optim, sampling, sandwich, projection, ema, teacher, eval: the sections above; the run settings of
-            :class:`RunSettings` come first.
+        data, optim, sampling, progressive, sandwich, projection, ema, teacher, eval: the sections above; the run
+            settings of :class:`RunSettings` come first.
     """
 
     space: str = "tiny"
@@ -203,6 +226,7 @@ class TrainConfig(RunSettings):
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
     sandwich: SandwichConfig = field(default_factory=SandwichConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
@@ -221,6 +245,7 @@ class TrainConfig(RunSettings):
                 "use precision=bf16 or fp32"
             )
         problems += _sampling_problems(self.sampling)
+        problems += _progressive_problems(self.progressive, self.sampling, self.data)
         sandwich = self.sandwich
         if sandwich.num_random < 0:
             problems.append(f"sandwich.num_random: {sandwich.num_random} must be >= 0")
@@ -242,6 +267,36 @@ def _sampling_problems(sampling: SamplingConfig) -> list[str]:
         problems.append("sampling.macs_range: give sampling.macs_bins too (the number of bins in the range)")
     if sampling.macs_range is not None and not 0 <= sampling.macs_range[0] < sampling.macs_range[1]:
         problems.append(f"sampling.macs_range: {list(sampling.macs_range)} must be [low, high] with 0 <= low < high")
+    return problems
+
+
+def _progressive_problems(progressive: ProgressiveConfig, sampling: SamplingConfig, data: DataConfig) -> list[str]:
+    problems = []
+    if progressive.stages < 1:
+        problems.append(f"progressive.stages: {progressive.stages} must be >= 1 (1: no progression)")
+    if not 0 < progressive.min_resolution <= 1:
+        problems.append(f"progressive.min_resolution: {progressive.min_resolution} must be in (0, 1], e.g. 0.5")
+    scheduled = progressive.magnitude is not None or progressive.mixup is not None
+    if progressive.stages == 1 and scheduled:
+        problems.append("progressive.magnitude and mixup change between stages; set progressive.stages >= 2")
+    if progressive.stages > 1 and sampling.macs_bins:
+        problems.append(
+            "progressive caps the resolutions, which empties the upper sampling.macs_bins; use one or the other"
+        )
+    if progressive.magnitude is not None:
+        if not all(0 <= value < 10 for value in progressive.magnitude):
+            problems.append(f"progressive.magnitude: {list(progressive.magnitude)} must lie in [0, 10) (timm's scale)")
+        if data.kind == "digits" or not (data.auto_augment or "").startswith("rand"):
+            problems.append(
+                f"progressive.magnitude schedules RandAugment, which data.dataset={data.dataset!r} with "
+                f"data.auto_augment={data.auto_augment!r} does not use; remove it, or train an image folder with "
+                "a 'rand-...' data.auto_augment"
+            )
+    if progressive.mixup is not None:
+        if not all(value >= 0 for value in progressive.mixup):
+            problems.append(f"progressive.mixup: {list(progressive.mixup)} must be >= 0")
+        if data.mixup:
+            problems.append(f"progressive.mixup replaces data.mixup={data.mixup}; set data.mixup=0")
     return problems
 
 

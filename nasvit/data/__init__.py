@@ -11,7 +11,7 @@ from nasvit.data.digits import DigitsDataset, load_digit_images
 from nasvit.data.loader import SeededShuffleSampler, fixed_batches, make_loader, set_epoch
 from nasvit.data.mixup import build_mixup
 from nasvit.data.splits import hold_out_per_class, split_fractions
-from nasvit.data.transforms import TransformedSubset, build_transforms
+from nasvit.data.transforms import TransformedSubset, build_transforms, set_randaugment_magnitude
 
 __all__ = [
     "DATASET_STATS",
@@ -31,5 +31,6 @@ __all__ = [
     "load_digit_images",
     "make_loader",
     "set_epoch",
+    "set_randaugment_magnitude",
     "split_fractions",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -17,8 +18,14 @@ from nasvit.data.digits import (
     load_digit_images,
 )
 from nasvit.data.loader import make_loader
-from nasvit.data.splits import hold_out_per_class
-from nasvit.data.timm_datasets import dataset_targets, open_image_datasets
+from nasvit.data.splits import fraction_count, hold_out_per_class, hold_out_validation_and_search
+from nasvit.data.timm_datasets import (
+    VAL_SPLIT_NAMES,
+    class_names,
+    dataset_targets,
+    open_image_datasets,
+    resolve_val_split,
+)
 from nasvit.data.transforms import TransformedSubset, build_transforms
 from nasvit.errors import NasvitError
 
@@ -37,7 +44,8 @@ class DataSplits:
         search: images held out of training, un-augmented: the search evaluates candidates on them.
         val: the validation set, un-augmented, for final numbers.
         num_classes: number of classes.
-        config: the config that built them.
+        config: the config that built them, resolved: an image folder without a validation subfolder has
+            ``val_split`` ``None`` here, so that a run which stores it rebuilds the same splits.
     """
 
     train: Dataset
@@ -96,7 +104,9 @@ def build_data(cfg: DataConfig) -> DataSplits:
 
     Digits: a seeded stratified split by ``val_fraction`` and ``search_fraction``. Folder and torchvision
     datasets: validation from the ``val_split``; ``search_per_class`` random training images of each class
-    held out as the search split (seeded by ``cfg.seed``, so identical on every run and every rank).
+    held out as the search split (seeded by ``cfg.seed``, so identical on every run and every rank). Without a
+    validation split (``val_split`` ``None``, or an image folder without that subfolder) ``val_fraction`` of each
+    class of the training images is held out as validation too, disjoint from the search split.
 
     Raises:
         NasvitError: the dataset cannot be found or opened, has fewer than 2 classes, or a class is too small to
@@ -133,22 +143,52 @@ def _build_digits(cfg: DataConfig) -> DataSplits:
     )
 
 
-def _build_image_datasets(cfg: DataConfig) -> DataSplits:
-    """A folder or torchvision dataset with timm transforms; the search split is held out of training."""
+def _build_image_datasets(requested: DataConfig) -> DataSplits:
+    """A folder or torchvision dataset with timm transforms; the search split (and, without a validation split, the
+    validation split) is held out of training."""
+    cfg = resolve_val_split(requested)
     train_set, val_set, num_classes = open_image_datasets(cfg)
     if num_classes < 2:
         raise NasvitError(
             f"dataset {cfg.dataset!r} has {num_classes} class; classification needs at least 2 (one subfolder per "
-            "class under the split folders)"
+            f"class under the split folders: <path>/{cfg.train_split}/<class>/<image>)"
         )
-    kept, held_out = hold_out_per_class(dataset_targets(train_set), cfg.search_per_class, cfg.seed)
+    labels = dataset_targets(train_set)
     train_transform, eval_transform = build_transforms(cfg)
-    kept_list, held_out_list = kept.tolist(), held_out.tolist()
+    if val_set is None:
+        _log_held_out_validation(cfg, labels, resolved=requested.val_split is not None)
+        train, search, val = hold_out_validation_and_search(
+            labels, cfg.val_fraction, cfg.search_per_class, cfg.seed, class_names(train_set)
+        )
+        val_view = TransformedSubset(train_set, val.tolist(), eval_transform)
+    else:
+        train, search = hold_out_per_class(labels, cfg.search_per_class, cfg.seed)
+        val_view = TransformedSubset(val_set, range(len(val_set)), eval_transform)
+    train_list = train.tolist()
     return DataSplits(
-        train=TransformedSubset(train_set, kept_list, train_transform),
-        train_eval=TransformedSubset(train_set, kept_list, eval_transform),
-        search=TransformedSubset(train_set, held_out_list, eval_transform),
-        val=TransformedSubset(val_set, range(len(val_set)), eval_transform),
+        train=TransformedSubset(train_set, train_list, train_transform),
+        train_eval=TransformedSubset(train_set, train_list, eval_transform),
+        search=TransformedSubset(train_set, search.tolist(), eval_transform),
+        val=val_view,
         num_classes=num_classes,
         config=cfg,
+    )
+
+
+def _log_held_out_validation(cfg: DataConfig, labels: Tensor, resolved: bool) -> None:
+    """Say why validation comes out of the training images, and how many of each class it takes."""
+    sizes = sorted({fraction_count(size, cfg.val_fraction) for size in torch.bincount(labels).tolist() if size})
+    per_class = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    reason = (
+        f"no validation subfolder in {cfg.dataset} (none of {', '.join(VAL_SPLIT_NAMES)})"
+        if resolved
+        else "data.val_split is null"
+    )
+    logger.info(
+        "%s: holding out val_fraction=%g of each class of %s/ (%s images a class) as validation, seed %d",
+        reason,
+        cfg.val_fraction,
+        cfg.train_split,
+        per_class,
+        cfg.seed,
     )

@@ -40,8 +40,11 @@ class DataConfig:
             ``root`` when ``root`` is set). Nothing is ever downloaded.
         root: data root for ``torch/`` datasets (required there) and relative folder paths.
         train_split: subfolder (or torchvision split name) of the training images.
-        val_split: subfolder (or torchvision split name) of the validation images; unused for digits, which
-            has no validation split and is split by ``val_fraction`` instead.
+        val_split: subfolder (or torchvision split name) of the validation images; ``None``: there is none, so
+            ``val_fraction`` of each class of the training split is held out as validation (seeded by ``seed``,
+            disjoint from the search split). An image folder with no subfolder of this name (nor a synonym, for the
+            standard names ``validation``, ``val``, ...) is built as ``None``, and ``DataSplits.config`` records
+            that. Unused for digits, which are split by ``val_fraction``.
         image_size: side of the square batches as loaded; the trainer resizes down per subnet.
         batch_size: default images per batch of the loaders.
         workers: DataLoader worker processes (0 loads in the main process).
@@ -55,7 +58,8 @@ class DataConfig:
         search_fraction: digits only: share of each class held out of training as the search split.
         search_per_class: folder and torchvision datasets: training images per class held out as the search
             split (the paper: 5).
-        val_fraction: digits only: share of each class kept as the validation split.
+        val_fraction: share of each class kept as the validation split: of the digits, and of the training split
+            of a dataset without a validation split (``val_split`` ``None``).
         seed: seed of the split permutations, the shuffling and the digits augmentation.
         mean: per-channel normalisation mean; ``None`` picks the dataset's own (``DATASET_STATS``, else
             ImageNet's). Resolved at construction, so the stored config holds the numbers used.
@@ -71,7 +75,7 @@ class DataConfig:
     dataset: str = DIGITS
     root: str | None = None
     train_split: str = "train"
-    val_split: str = "validation"
+    val_split: str | None = "validation"
     image_size: int = 32
     batch_size: int = 64
     workers: int = 0
@@ -113,6 +117,11 @@ def _problems(cfg: DataConfig) -> list[str]:
     problems = []
     if not cfg.dataset:
         problems.append(f"dataset is empty; use '{DIGITS}', 'torch/<name>' or an image folder path")
+    if cfg.val_split == "":
+        problems.append(
+            "val_split is empty; name the validation subfolder, or null to hold out val_fraction of each class "
+            "of the training images"
+        )
     for name in ("image_size", "batch_size", "search_per_class"):
         if getattr(cfg, name) < 1:
             problems.append(f"{name}={getattr(cfg, name)} must be at least 1")

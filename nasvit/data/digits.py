@@ -73,7 +73,8 @@ def digits_split_indices(labels: Tensor, cfg: DataConfig) -> tuple[Tensor, Tenso
     Returns:
         Three sorted, disjoint int64 index tensors covering ``range(N)``.
     """
-    val, search, train = split_fractions(labels, [cfg.val_fraction, cfg.search_fraction], cfg.seed)
+    settings = {"val_fraction": cfg.val_fraction, "search_fraction": cfg.search_fraction}
+    val, search, train = split_fractions(labels, [cfg.val_fraction, cfg.search_fraction], cfg.seed, settings)
     return train, search, val
 
 

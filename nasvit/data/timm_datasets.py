@@ -27,14 +27,15 @@ _REMOTE_PREFIXES = ("hfds", "hfids", "tfds", "wds")
 _LISTED_ENTRIES = 12
 
 
-def open_image_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset, int]:
+def open_image_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset | None, int]:
     """Open the training and validation sets of a folder or ``torch/`` dataset, untransformed.
 
     Args:
         cfg: a config whose ``kind`` is ``"folder"`` or ``"torch"``.
 
     Returns:
-        ``(train, val, num_classes)``; both datasets return ``(PIL image, int class)`` and share class indices.
+        ``(train, val, num_classes)``; both datasets return ``(PIL image, int class)`` and share class indices;
+        ``val`` is ``None`` when ``cfg.val_split`` is (validation is then held out of ``train``).
 
     Raises:
         NasvitError: an unknown dataset name, a missing folder or root, a missing split subfolder, a split
@@ -45,6 +46,8 @@ def open_image_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset, int]:
     folder = resolve_folder(cfg)
     train = _open_folder_split(folder, cfg.train_split, TRAIN_SPLIT_NAMES, None, cfg.max_unreadable)
     class_to_idx = train.reader.class_to_idx
+    if cfg.val_split is None:
+        return train, None, len(class_to_idx)
     val_dir = find_split_dir(folder, cfg.val_split, VAL_SPLIT_NAMES)
     unknown = sorted(entry.name for entry in val_dir.iterdir() if entry.is_dir() and entry.name not in class_to_idx)
     if unknown:
@@ -78,8 +81,8 @@ def resolve_folder(cfg: DataConfig) -> Path:
     if looks_like_path:
         raise NasvitError(
             f"dataset folder {folder} does not exist; pass the path of a folder laid out as "
-            f"<path>/{cfg.train_split}/<class>/<image> and <path>/{cfg.val_split}/<class>/<image>, "
-            f"or dataset='{DIGITS}' for the embedded digits"
+            f"<path>/{cfg.train_split}/<class>/<image> (and optionally <path>/{cfg.val_split or 'validation'}/"
+            f"<class>/<image>), or dataset='{DIGITS}' for the embedded digits"
         )
     raise NasvitError(
         f"unknown dataset {name!r} (and no folder {folder} exists); use '{DIGITS}' (embedded), "
@@ -88,24 +91,46 @@ def resolve_folder(cfg: DataConfig) -> Path:
     )
 
 
+def resolve_val_split(cfg: DataConfig) -> DataConfig:
+    """``cfg`` with ``val_split=None`` when it names an image folder that has no validation subfolder.
+
+    Only a standard name (one of ``VAL_SPLIT_NAMES``, such as the default ``validation``) falls back so: it is
+    looked up with its synonyms, and a folder with none of them has no validation images. A missing subfolder of
+    another name stays an error (:func:`open_image_datasets`), as a misspelt name should.
+
+    Raises:
+        NasvitError: the folder does not exist (:func:`resolve_folder`).
+    """
+    if cfg.kind != "folder" or cfg.val_split not in VAL_SPLIT_NAMES:
+        return cfg
+    if _existing_split_dir(resolve_folder(cfg), cfg.val_split, VAL_SPLIT_NAMES) is not None:
+        return cfg
+    return cfg.replace(val_split=None)
+
+
 def find_split_dir(folder: Path, split: str, synonyms: tuple[str, ...]) -> Path:
     """``folder/split``, or the first existing synonym of it (``val`` for ``validation``, ...).
 
     Raises:
         NasvitError: neither exists; the message lists what the folder holds.
     """
-    candidates = (split, *synonyms) if split in synonyms else (split,)
-    for candidate in candidates:
-        if (folder / candidate).is_dir():
-            if candidate != split:
-                logger.info("split %r not found in %s; using its synonym %r", split, folder, candidate)
-            return folder / candidate
+    found = _existing_split_dir(folder, split, synonyms)
+    if found is not None:
+        if found.name != split:
+            logger.info("split %r not found in %s; using its synonym %r", split, folder, found.name)
+        return found
     entries = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir())
     raise NasvitError(
         f"dataset folder {folder} has no {split!r} split subfolder (it holds: {_listing(entries) or 'nothing'}); "
         f"expected {folder}/{split}/<class>/<image>; set train_split / val_split to the subfolder names, or pass "
         "the parent folder if this is itself a split folder"
     )
+
+
+def _existing_split_dir(folder: Path, split: str, synonyms: tuple[str, ...]) -> Path | None:
+    """``folder/split`` or, when ``split`` is one of ``synonyms``, the first of them that exists; else ``None``."""
+    candidates = (split, *synonyms) if split in synonyms else (split,)
+    return next((folder / name for name in candidates if (folder / name).is_dir()), None)
 
 
 def dataset_targets(dataset: Dataset) -> Tensor:
@@ -126,6 +151,15 @@ def dataset_targets(dataset: Dataset) -> Tensor:
             f"dataset with a 'targets' attribute"
         )
     return torch.as_tensor(targets, dtype=torch.int64)
+
+
+def class_names(dataset: Dataset) -> list[str]:
+    """The name of each class index: an image folder's class subfolders, a torchvision dataset's ``classes``, or
+    an empty list when the dataset names none."""
+    class_to_idx = getattr(getattr(dataset, "reader", None), "class_to_idx", None)
+    if class_to_idx:
+        return sorted(class_to_idx, key=class_to_idx.__getitem__)
+    return list(getattr(dataset, "classes", None) or [])
 
 
 def _open_folder_split(
@@ -200,7 +234,7 @@ class CheckedImageFolder(Dataset):
         )
 
 
-def _open_torch(cfg: DataConfig) -> tuple[Dataset, Dataset, int]:
+def _open_torch(cfg: DataConfig) -> tuple[Dataset, Dataset | None, int]:
     """A torchvision dataset already on disk under ``cfg.root``; never downloads."""
     name = cfg.dataset[len(TORCH_PREFIX) :].lower()
     if name not in TORCH_DATASETS:
@@ -211,19 +245,22 @@ def _open_torch(cfg: DataConfig) -> tuple[Dataset, Dataset, int]:
             "nasvit never downloads: fetch it once with torchvision (download=True) into that folder"
         )
     root = os.path.expanduser(cfg.root)
-    datasets = []
-    for split in (cfg.train_split, cfg.val_split):
-        try:
-            datasets.append(create_dataset(cfg.dataset, root=root, split=split, download=False))
-        except (RuntimeError, OSError) as error:
-            raise NasvitError(
-                f"dataset {cfg.dataset!r} split {split!r} not found under root={root} ({error}); nasvit never "
-                "downloads: fetch it once with torchvision (download=True) into that folder"
-            ) from error
-    train, val = datasets
+    train = _open_torch_split(cfg.dataset, root, cfg.train_split)
+    val = None if cfg.val_split is None else _open_torch_split(cfg.dataset, root, cfg.val_split)
     classes = getattr(train, "classes", None)
     num_classes = len(classes) if classes else int(dataset_targets(train).max()) + 1
     return train, val, num_classes
+
+
+def _open_torch_split(dataset: str, root: str, split: str) -> Dataset:
+    """One split of the torchvision dataset ``dataset`` under ``root``, or an error saying how to fetch it."""
+    try:
+        return create_dataset(dataset, root=root, split=split, download=False)
+    except (RuntimeError, OSError) as error:
+        raise NasvitError(
+            f"dataset {dataset!r} split {split!r} not found under root={root} ({error}); nasvit never "
+            "downloads: fetch it once with torchvision (download=True) into that folder"
+        ) from error
 
 
 def _listing(names: list[str]) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image
 from timm.data import create_transform
+from timm.data.auto_augment import RandAugment
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
@@ -34,6 +35,16 @@ def build_transforms(cfg: DataConfig) -> tuple[Transform, Transform]:
     }
     train = create_transform(is_training=True, auto_augment=cfg.auto_augment, color_jitter=None, **common)
     return train, create_transform(is_training=False, **common)
+
+
+def set_randaugment_magnitude(transform: Transform, magnitude: float) -> int:
+    """Set the magnitude of every op of the timm ``RandAugment`` steps in ``transform`` (a timm ``Compose``), as
+    a progressive-learning stage asks; returns how many RandAugment steps it found (0 leaves ``transform`` alone)."""
+    steps = [step for step in getattr(transform, "transforms", ()) if isinstance(step, RandAugment)]
+    for step in steps:
+        for op in step.ops:
+            op.magnitude = magnitude
+    return len(steps)
 
 
 class TransformedSubset(Subset):

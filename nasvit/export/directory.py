@@ -29,7 +29,8 @@ from nasvit.latency.onnx_runtime import require_onnxruntime
 from nasvit.runtime import checkpoint, run_directory
 from search_space import SubnetConfig, space_to_dict
 from supernet import NASViT, optimize_for_inference, recalibrate_bn
-from supernet.timm_models import SUBNET_FILE, WEIGHTS_FILE, read_export, read_export_description
+from supernet.resolution import state_at_resolution
+from supernet.timm_models import SUBNET_FILE, WEIGHTS_FILE, configs_at_resolution, read_export, read_export_description
 
 TOLERANCE = 1e-4
 ONNX_FILE, TORCHSCRIPT_FILE = "model.onnx", "model.ts"  # beside SUBNET_FILE and WEIGHTS_FILE (timm reads those)
@@ -94,10 +95,11 @@ def export_subnet(
     options.check()
     inputs = {"checkpoint_sha256": run_directory.file_digest(checkpoint_path), "subnet": str(cfg)}
     run_directory.check(Path(out_dir), "export", inputs, resume=False, overwrite=options.overwrite)  # before work
-    data = data or checkpoint.data_config_of(state)
+    splits = build_data(data or checkpoint.data_config_of(state))
+    data = splits.config  # resolved: a folder without a validation split records val_split null
     net = checkpoint.supernet_from_state(state, use_ema).eval()
     calibration = fixed_batches(
-        build_data(data).train_eval, bn_batches, batch_size, data.seed, size_keys=("--bn-batches", "--batch-size")
+        splits.train_eval, bn_batches, batch_size, data.seed, size_keys=("--bn-batches", "--batch-size")
     )
     static, probe, difference = _recalibrated_static(net, cfg, calibration)
     recalibration = {"dataset": data.dataset, "image_size": data.image_size, "batches": len(calibration)}
@@ -212,19 +214,26 @@ def pretrained_cfg(data: DataConfig, num_classes: int, in_chans: int = 3) -> dic
     }
 
 
-def load_model(directory: str | Path, inference: bool = False) -> torch.nn.Module:
+def load_model(directory: str | Path, inference: bool = False, resolution: int | None = None) -> torch.nn.Module:
     """The exported model in ``directory`` (eval mode, on the CPU): a :class:`~supernet.NASViT`, or with
     ``inference`` its inference form (:func:`~supernet.optimize_for_inference`; faster, not trainable). Either
     carries the export's timm ``pretrained_cfg`` (input size, mean, std, interpolation), so
     ``timm.data.resolve_data_config({}, model=model)`` preprocesses as the model was trained.
 
+    With ``resolution`` the model runs at that input side instead of its own (:mod:`supernet.resolution`: the same
+    subnet, its relative-position tables resized to the windows there) and its ``pretrained_cfg`` loads images at it.
+
     Raises:
-        NasvitError: the directory is not an export (no ``subnet.json`` / ``model.safetensors``).
+        NasvitError: the directory is not an export (no ``subnet.json`` / ``model.safetensors``), or the subnet
+            cannot run at ``resolution`` (the nearest resolutions that fit are named).
     """
     directory = Path(directory)
     description = read_description(directory)
     try:
-        cfg, pretrained_cfg = read_export(directory)
+        source, pretrained_cfg = read_export(directory)
+        cfg = source
+        if resolution is not None:
+            cfg, pretrained_cfg = configs_at_resolution(source, pretrained_cfg, resolution)
         model = NASViT(cfg, description["num_classes"])
     except (KeyError, TypeError) as error:
         raise NasvitError(f"{directory / SUBNET_FILE} lacks or mangles {error}; export the model again") from None
@@ -233,7 +242,7 @@ def load_model(directory: str | Path, inference: bool = False) -> torch.nn.Modul
     model.pretrained_cfg = model.default_cfg = pretrained_cfg  # as timm's builder sets them
     weights = directory / WEIGHTS_FILE
     try:
-        model.load_state_dict(load_file(str(weights)))
+        model.load_state_dict(state_at_resolution(load_file(str(weights)), source, cfg))
     except Exception as error:  # safetensors raises its own error type for truncated or foreign files
         first_line = (str(error).splitlines() or [""])[0][:200]
         raise NasvitError(
@@ -257,7 +266,8 @@ def export_data_config(
     description = read_description(directory)
     if "data" in description:  # the recorded preprocessing (mean, std, interpolation) stays what it was
         problems: list[str] = []
-        replaced = {"dataset": dataset, "root": root} if dataset is not None else {}
+        # another dataset: its own validation folder, if it has one (a recorded null would ignore it)
+        replaced = {"dataset": dataset, "root": root, "val_split": DataConfig.val_split} if dataset is not None else {}
         recorded = {**description["data"], **replaced, **({"image_size": image_size} if image_size else {})}
         data = build(DataConfig, recorded, "data.", problems)
         if problems:

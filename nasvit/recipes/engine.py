@@ -49,6 +49,16 @@ from supernet.training.sandwich import StepResult
 
 logger = logging.getLogger(__name__)
 
+# the data settings a resumed run must share with its checkpoint: they set the batches and the held-out splits
+DATA_RESUME_KEYS = (
+    "data.batch_size",
+    "data.dataset",
+    "data.image_size",
+    "data.val_split",
+    "data.val_fraction",
+    "data.search_per_class",
+)
+
 
 class TrainingError(NasvitError):
     """Training cannot go on (for example, the loss stayed non-finite); the last good checkpoint is kept."""
@@ -66,7 +76,7 @@ class TrainingEngine:
     """
 
     kind = "train"
-    resume_keys: tuple[str, ...] = ("optim", "data.batch_size", "data.dataset", "data.image_size", "seed")
+    resume_keys: tuple[str, ...] = ("optim", *DATA_RESUME_KEYS, "seed")
 
     def __init__(self, config: Any, run_dir: str | Path, resume: str | None = None, overwrite: bool = False):
         self.config = config
@@ -111,7 +121,7 @@ class TrainingEngine:
             self._resume(self.resume)
         self.scheduler.step_update(num_updates=self.step)
         if self.ctx.is_main:
-            (self.run_dir / "config.yaml").write_text(dump_yaml(config))
+            (self.run_dir / "config.yaml").write_text(dump_yaml(self.config))
             logger.info(
                 "training %s (%.2fM parameters) on %s: %d steps/epoch, %d epochs, global batch %d, lr %.3g",
                 self._describe(),
@@ -129,6 +139,8 @@ class TrainingEngine:
     def _setup_data(self) -> None:
         config = self.config
         self.data = build_data(config.data)
+        # resolved: a folder without a validation split is recorded as val_split null in config.yaml and checkpoints
+        self.config = dataclasses.replace(config, data=self.data.config)
         torch.manual_seed(config.seed)
         random.seed(config.seed + self.ctx.rank)  # timm RandAugment in the main process
         np.random.seed(config.seed + self.ctx.rank)  # timm Mixup
@@ -191,6 +203,10 @@ class TrainingEngine:
     def _setup_step(self) -> None:
         """Anything the recipe's step needs once the model and optimizer exist."""
 
+    def _start_epoch(self, epoch: int) -> None:
+        """Anything that changes from epoch to epoch (a schedule's stage), before its batches are drawn; called again
+        for the epoch a resumed run continues."""
+
     def _optimizer_options(self) -> dict[str, Any]:
         """Extra keyword arguments of timm's ``create_optimizer_v2`` (e.g. ``layer_decay``)."""
         return {}
@@ -227,6 +243,7 @@ class TrainingEngine:
         while self.step < min(stop, self.total_steps):
             epoch = self.step // self.steps_per_epoch
             done = self.step - epoch * self.steps_per_epoch
+            self._start_epoch(epoch)
             batches = iter(self._train_loader(epoch, skip_batches=done * config.optim.accumulation))
             todo = min(self.steps_per_epoch, stop - epoch * self.steps_per_epoch) - done
             interactive = sys.stderr.isatty()  # a progress bar on a terminal, plain periodic lines in a log file

@@ -4,7 +4,9 @@
     summary = recipe.run()          # setup, train, write <run_dir>/export, cleanup; summary["export"] is its path
 
 The model comes through timm (``create_model("nasvit_subnet", export_dir=..., pretrained=True, num_classes=N)``),
-so a class count other than the export's gets a new classifier while every other tensor keeps its weights. The loop,
+so a class count other than the export's gets a new classifier while every other tensor keeps its weights. With
+``config.resolution`` the subnet trains at another input side (timm's ``img_size``; :mod:`supernet.resolution`: the
+sides it runs at, its relative-position tables resized) and the export is written for that side. The loop,
 checkpoints, exact resume, EMA, mixup, precision and torchrun are the shared
 :class:`~nasvit.recipes.engine.TrainingEngine`; this recipe supplies the model, a cross-entropy step (against soft
 targets: smoothed labels, mixup, or a teacher's softmax blended in) and a plain top-1/top-5 evaluation.
@@ -25,9 +27,12 @@ from nasvit.config.finetune import FinetuneConfig
 from nasvit.errors import NasvitError
 from nasvit.evaluation import accuracy
 from nasvit.export.directory import ExportOptions, ExportReport, load_model, read_description, write_export
-from nasvit.recipes.engine import TrainingEngine
+from nasvit.recipes.engine import DATA_RESUME_KEYS, TrainingEngine
 from nasvit.runtime import checkpoint, run_directory
+from search_space import space_to_dict
 from supernet import NASViT, recalibrate_bn
+from supernet.resolution import check_resolution
+from supernet.timm_models import read_export
 from supernet.training.sandwich import StepResult
 
 EXPORT_DIR = "export"
@@ -44,17 +49,31 @@ class FinetuneRecipe(TrainingEngine):
     """
 
     kind = "finetune"
-    resume_keys = ("model", "pretrained", "optim", "data.batch_size", "data.dataset", "data.image_size", "seed")
+    resume_keys = (
+        "model",
+        "pretrained",
+        "resolution",
+        "optim",
+        *DATA_RESUME_KEYS,
+        "seed",
+    )
     config: FinetuneConfig
 
     def _setup_inputs(self) -> None:
         self.parent = Path(self.config.model)
         self.parent_description = read_description(self.parent)
+        if self.config.resolution is not None:  # refused here, before the run directory is claimed
+            try:
+                check_resolution(read_export(self.parent)[0], self.config.resolution)
+            except ValueError as error:
+                raise NasvitError(str(error)) from None
 
     def _setup_model(self) -> NASViT:
         config = self.config
         options = {"num_classes": self.data.num_classes, "drop_rate": config.drop_rate}
         options["drop_path_rate"] = config.drop_path_rate
+        if config.resolution is not None:
+            options["img_size"] = config.resolution
         return timm.create_model("nasvit_subnet", export_dir=str(self.parent), pretrained=config.pretrained, **options)
 
     def _optimizer_options(self) -> dict[str, Any]:
@@ -100,7 +119,7 @@ class FinetuneRecipe(TrainingEngine):
         return {"top1": result["top1"], "top5": result["top5"]}
 
     def _checkpoint_extras(self) -> dict[str, Any]:
-        return {"space": self.parent_description["space"], "parent_export": str(self.parent)}
+        return {"space": space_to_dict(self.net.subnet_config.space), "parent_export": str(self.parent)}
 
     def _check_checkpoint(self, state: checkpoint.TrainingState, path: Path) -> None:
         parent = state.extras.get("parent_export")
@@ -112,7 +131,8 @@ class FinetuneRecipe(TrainingEngine):
 
     def _describe(self) -> str:
         origin = "pretrained" if self.config.pretrained else "randomly initialised"
-        return f"{origin} {self.parent_description['subnet']} ({self.parent}) on {self.config.data.dataset}"
+        at = "" if self.config.resolution is None else f" at {self.config.resolution} px"
+        return f"{origin} {self.parent_description['subnet']} ({self.parent}){at} on {self.config.data.dataset}"
 
     # ------------------------------------------------------------------------------------------ export
     def export(self, metrics: dict[str, Any]) -> ExportReport | None:

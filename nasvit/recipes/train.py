@@ -1,5 +1,5 @@
 """``nasvit train``: supernet training with the sandwich rule, in-place distillation and gradient projection, or
-with single-path uniform sampling (``sampling.rule: spos``).
+with single-path uniform sampling (``sampling.rule: spos``), optionally progressive (``progressive:``).
 
     recipe = TrainRecipe(config, run_dir, resume="auto")
     summary = recipe.run()          # setup, train, cleanup
@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from nasvit.config.train import TrainConfig
+from nasvit.data import build_mixup, set_randaugment_magnitude
 from nasvit.evaluation import evaluate_subnet
-from nasvit.recipes.engine import TrainingEngine, TrainingError
+from nasvit.recipes.engine import DATA_RESUME_KEYS, TrainingEngine, TrainingError
 from nasvit.recipes.teacher import build_teacher
 from nasvit.runtime import checkpoint, distributed
 from search_space import load_space, parse_space, space_to_dict
 from supernet import Supernet
+from supernet.training.progressive import ProgressiveStage, progressive_stages, stage_at
 from supernet.training.sandwich import SandwichStep, StepResult, parameter_groups, sample_subnets
 from supernet.training.single_path import macs_bins, sample_path
 
@@ -41,7 +43,14 @@ class TrainRecipe(TrainingEngine):
     """
 
     kind = "train"
-    resume_keys = ("optim", "sampling", "sandwich", "data.batch_size", "data.dataset", "data.image_size", "seed")
+    resume_keys = (
+        "optim",
+        "sampling",
+        "progressive",
+        "sandwich",
+        *DATA_RESUME_KEYS,
+        "seed",
+    )
     config: TrainConfig
 
     def _setup_inputs(self) -> None:
@@ -71,6 +80,16 @@ class TrainRecipe(TrainingEngine):
         return build_teacher(self.config.teacher, self.data.num_classes, self.ctx.device)
 
     def _setup_step(self) -> None:
+        progressive = self.config.progressive
+        self.stages = progressive_stages(
+            self.space.resolutions,
+            self.config.optim.epochs,
+            progressive.stages,
+            progressive.min_resolution,
+            progressive.magnitude,
+            progressive.mixup,
+        )
+        self.stage: ProgressiveStage | None = None
         sampling = self.config.sampling
         if sampling.rule == "spos":
             bins = macs_bins(self.space, sampling.macs_bins, sampling.macs_range) if sampling.macs_bins else []
@@ -96,12 +115,31 @@ class TrainRecipe(TrainingEngine):
             scale_loss=self._scale_loss,
         )
 
+    def _start_epoch(self, epoch: int) -> None:
+        """Enter the progressive-learning stage of ``epoch``: its resolution cap, RandAugment magnitude and mixup
+        alpha, logged and written to tensorboard when the stage changes."""
+        stage = stage_at(self.stages, epoch)
+        if stage == self.stage:
+            return
+        self.stage = stage
+        if stage.magnitude is not None:
+            set_randaugment_magnitude(self.data.train.transform, stage.magnitude)
+        if stage.mixup is not None:
+            self.mixup = build_mixup(self.config.data.replace(mixup=stage.mixup), self.data.num_classes)
+        if stage.count > 1 and self.ctx.is_main:
+            logger.info("progressive learning %s", stage.describe())
+            values = {"progressive/stage": stage.index + 1, "progressive/resolution_cap": stage.resolution_cap}
+            values.update({f"progressive/{name}": getattr(stage, name) for name in ("magnitude", "mixup")})
+            self.log.scalars({name: value for name, value in values.items() if value is not None}, self.step)
+
     def _compute_gradients(self, batches: list, epoch: int) -> StepResult:
         config = self.config
+        cap = self.stage.resolution_cap
         if config.sampling.rule == "spos":
-            self.net.set_active_subnet(sample_path(self.space, config.seed, self.step, self.path_bins))
+            path = sample_path(self.space, config.seed, self.step, self.path_bins, resolution_cap=cap)
+            self.net.set_active_subnet(path)
             return self._label_loss_gradients(batches, "path")
-        subnets = sample_subnets(self.net, config.seed, self.step, config.sandwich.num_random)
+        subnets = sample_subnets(self.net, config.seed, self.step, config.sandwich.num_random, resolution_cap=cap)
         project = config.projection.enabled and epoch >= config.projection.start_epoch
         return self.sandwich.run(batches, subnets, project)
 

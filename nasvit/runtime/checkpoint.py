@@ -190,7 +190,7 @@ def data_config_of(state: dict[str, Any]):
         origin = "converted by nasvit convert-reference" if state.get("provenance") else "written without them"
         raise CheckpointError(
             f"the checkpoint records no data settings ({origin}); name the data: nasvit export --data FOLDER, "
-            "nasvit search --set data.dataset=FOLDER (an ImageFolder with train/ and validation/)"
+            "nasvit search --set data.dataset=FOLDER (an image folder with train/ and, optionally, validation/)"
         )
     problems: list[str] = []
     data = build(DataConfig, state["config"]["data"], "data.", problems)

@@ -33,18 +33,26 @@ from supernet.training.gradient_projection import (
     reference_combine,
 )
 from supernet.training.losses import soft_cross_entropy
+from supernet.training.progressive import cap_resolution
 
 GradientSync = Callable[[list[Tensor | None]], list[Tensor | None]]
 CombineRule = Literal["paper", "reference"]
 
 
-def sample_subnets(net: Supernet, seed: int, step: int, num_random: int) -> list[tuple[str, SubnetConfig]]:
+def sample_subnets(
+    net: Supernet, seed: int, step: int, num_random: int, resolution_cap: int | None = None
+) -> list[tuple[str, SubnetConfig]]:
     """The subnets of one step: ``max``, ``min`` and ``random{i}``, each random one drawn from
-    ``random.Random(f"{seed}:{step}:{slot}")`` so that every rank and every resumed run draws the same."""
+    ``random.Random(f"{seed}:{step}:{slot}")`` so that every rank and every resumed run draws the same.
+
+    ``resolution_cap`` (progressive learning) caps every slot's resolution (:func:`cap_resolution`): the largest
+    subnet trains at the cap, and a random one above it draws its resolution again from those up to the cap."""
     space = net.space
-    slots = [("max", space.max_subnet()), ("min", space.min_subnet())]
+    cap = resolution_cap if resolution_cap is not None else max(space.resolutions)
+    slots = [("max", cap_resolution(space.max_subnet(), cap)), ("min", space.min_subnet())]
     for i in range(num_random):
-        slots.append((f"random{i}", space.sample(random.Random(f"{seed}:{step}:random{i}"))))
+        rng = random.Random(f"{seed}:{step}:random{i}")
+        slots.append((f"random{i}", cap_resolution(space.sample(rng), cap, rng)))
     return slots
 
 

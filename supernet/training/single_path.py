@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 
 from search_space import SearchSpace, SpaceError, SubnetConfig, format_count
+from supernet.training.progressive import cap_resolution
 
 MacsBin = tuple[float, float]
 
@@ -43,9 +44,14 @@ def macs_bins(
     return bins
 
 
-def sample_path(space: SearchSpace, seed: int, step: int, bins: Sequence[MacsBin] = ()) -> SubnetConfig:
-    """The path trained at ``step``: uniform over the space, or over ``bins`` first and then inside the bin drawn."""
+def sample_path(
+    space: SearchSpace, seed: int, step: int, bins: Sequence[MacsBin] = (), resolution_cap: int | None = None
+) -> SubnetConfig:
+    """The path trained at ``step``: uniform over the space, or over ``bins`` first and then inside the bin drawn;
+    with ``resolution_cap`` (progressive learning, without bins) a resolution above it is drawn again from those up
+    to it (:func:`~supernet.training.progressive.cap_resolution`)."""
     rng = random.Random(f"{seed}:{step}:path")
-    if not bins:
-        return space.sample(rng)
-    return space.sample_within(rng, macs=bins[rng.randrange(len(bins))], max_tries=100_000)
+    if bins:
+        return space.sample_within(rng, macs=bins[rng.randrange(len(bins))], max_tries=100_000)
+    path = space.sample(rng)
+    return cap_resolution(path, resolution_cap, rng) if resolution_cap is not None else path
