@@ -150,6 +150,7 @@ def test_config_is_frozen_and_resolves_dataset_statistics(tmp_path):
         ({"search_fraction": 0.5, "val_fraction": 0.5}, "leaves no training images"),
         ({"search_per_class": 0}, "search_per_class=0"),
         ({"interpolation": "lanczos"}, "interpolation='lanczos'"),
+        ({"crop_scale": (0.5, 0.2)}, r"crop_scale=\[0.5, 0.2\] must be \[low, high\]"),
     ],
 )
 def test_bad_config_values_are_named(changes, message):
@@ -300,3 +301,13 @@ def test_mixup_helper():
     assert torch.allclose(targets.sum(dim=1), torch.ones(8))
     with pytest.raises(NasvitError, match="batch_size=63"):
         build_mixup(DataConfig(mixup=0.2, batch_size=63), num_classes=10)
+
+
+def test_training_crops_keep_the_configured_share_of_the_image(tmp_path):
+    from timm.data.transforms import RandomResizedCropAndInterpolation
+
+    from nasvit.data import build_transforms
+
+    train, _ = build_transforms(DataConfig(dataset=str(tmp_path), crop_scale=(0.35, 1.0)))
+    crops = [step for step in train.transforms if isinstance(step, RandomResizedCropAndInterpolation)]
+    assert len(crops) == 1 and crops[0].scale == (0.35, 1.0)

@@ -48,6 +48,9 @@ class DataConfig:
         image_size: side of the square batches as loaded; the trainer resizes down per subnet.
         batch_size: default images per batch of the loaders.
         workers: DataLoader worker processes (0 loads in the main process).
+        crop_scale: training crops of folder and torchvision datasets: the share of the image's area a random
+            resized crop keeps, ``[low, high]`` (timm's ``scale``; ImageNet's ``[0.08, 1.0]`` by default; small
+            images such as CIFAR's train better with a milder range, e.g. ``[0.35, 1.0]``).
         auto_augment: timm auto-augment string for folder and torchvision datasets (default: weak RandAugment,
             one op of magnitude 1, as the paper trains; the ``inc1`` op set, because timm's plain Posterize keeps
             0 bits at magnitude 1, which Pillow >= 13 rejects); ``None`` disables it. Digits ignore it and use small
@@ -79,6 +82,7 @@ class DataConfig:
     image_size: int = 32
     batch_size: int = 64
     workers: int = 0
+    crop_scale: tuple[float, float] = (0.08, 1.0)
     auto_augment: str | None = "rand-m1-n1-inc1"
     mixup: float = 0.0
     cutmix: float = 0.0
@@ -131,6 +135,9 @@ def _problems(cfg: DataConfig) -> list[str]:
     for name in ("mixup", "cutmix"):
         if getattr(cfg, name) < 0:
             problems.append(f"{name}={getattr(cfg, name)} must be >= 0 (0 disables it)")
+    low, high = cfg.crop_scale
+    if not 0.0 < low <= high <= 1.0:
+        problems.append(f"crop_scale={list(cfg.crop_scale)} must be [low, high] with 0 < low <= high <= 1")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         problems.append(f"label_smoothing={cfg.label_smoothing} must be in [0, 1)")
     bad_fractions = [name for name in ("search_fraction", "val_fraction") if not 0.0 < getattr(cfg, name) < 1.0]

@@ -19,10 +19,10 @@ Transform = Callable[[Image.Image], Tensor]
 def build_transforms(cfg: DataConfig) -> tuple[Transform, Transform]:
     """The training and evaluation transforms of ``cfg``, both producing (3, S, S) float tensors, normalised.
 
-    Training: random-resized crop to S, horizontal flip, then ``cfg.auto_augment`` (default: weak RandAugment,
-    one op of magnitude 1). Colour jitter stays off, with or without RandAugment: the paper keeps augmentation
-    weak because stronger augmentation raises gradient conflicts between subnets. Evaluation: resize to
-    S / 0.875, centre crop S (timm's default crop ratio).
+    Training: random-resized crop to S (keeping ``cfg.crop_scale`` of the area), horizontal flip, then
+    ``cfg.auto_augment`` (default: weak RandAugment, one op of magnitude 1). Colour jitter stays off, with or
+    without RandAugment: the paper keeps augmentation weak because stronger augmentation raises gradient conflicts
+    between subnets. Evaluation: resize to S / 0.875, centre crop S (timm's default crop ratio).
 
     Returns:
         ``(train_transform, eval_transform)``: PIL image -> (3, S, S) float32.
@@ -33,7 +33,9 @@ def build_transforms(cfg: DataConfig) -> tuple[Transform, Transform]:
         "mean": cfg.mean,
         "std": cfg.std,
     }
-    train = create_transform(is_training=True, auto_augment=cfg.auto_augment, color_jitter=None, **common)
+    train = create_transform(
+        is_training=True, scale=cfg.crop_scale, auto_augment=cfg.auto_augment, color_jitter=None, **common
+    )
     return train, create_transform(is_training=False, **common)
 
 
