@@ -1,7 +1,8 @@
 """Does the method work on a real dataset? NASViT's ablations, its gradient-conflict measurement, search against
 random sampling, and found subnets against hand-designed timm models, on a folder of CIFAR-10-like images.
 
-    python benchmarks/evidence.py --data DIR --out OUT [--quick] [--report-only]
+    python benchmarks/evidence.py --data DIR --out OUT [--quick]
+    python benchmarks/evidence.py --out OUT --report-only      # report.md and plots again from OUT/results.json
 
 DIR holds ``train/<class>/<image>`` (a validation subfolder is optional: without one a seeded share of each class
 is held out). ``--quick`` runs every stage small (the first 40 images of a class, one epoch) to check the pipeline.
@@ -26,6 +27,7 @@ Then ``OUT/report.md`` with plots, drawn from ``results.json`` alone. Time nothi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -73,28 +75,43 @@ def baseline_stages(results: Results, plan: Plan, data: Path, out: Path, exports
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="image folder with train/<class>/<image>")
+    parser.add_argument("--data", type=Path, help="image folder with train/<class>/<image>")
     parser.add_argument("--out", type=Path, required=True, help="runs, results.json, report.md and plots")
     parser.add_argument("--quick", action="store_true", help="every stage small (about 15 min), to check the pipeline")
-    parser.add_argument("--report-only", action="store_true", help="write report.md from results.json and stop")
+    parser.add_argument("--report-only", action="store_true", help="write report.md from OUT/results.json and stop")
     args = parser.parse_args()
-    plan = QUICK if args.quick else FULL
     try:
-        if not (args.data / "train").is_dir():
-            raise NasvitError(f"--data {args.data} has no train/ folder; give the folder that holds train/<class>/")
-        args.out.mkdir(parents=True, exist_ok=True)
-        results = Results(args.out / "results.json", plan, args.data)
-        budgets = budget_labels(plan, space_of(HYBRID, args.out))
-        if not args.report_only:
-            data = linked_subset(args.data, args.out, plan.images_per_class)
-            supernet_stages(results, plan, data, args.out)
-            exports = search_stages(results, plan, data, args.out, budgets)
-            baseline_stages(results, plan, data, args.out, exports)
+        results = (
+            read_results(args.out) if args.report_only else run(args.data, args.out, QUICK if args.quick else FULL)
+        )
     except NasvitError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"report: {write_report(results.data, budgets, args.out)}")
+    print(f"report: {write_report(results, args.out)}")
     return 0
+
+
+def run(data: Path | None, out: Path, plan: Plan) -> dict:
+    """Every stage not yet recorded in ``out/results.json``; returns the results."""
+    if data is None:
+        raise NasvitError("--data is missing; give the image folder that holds train/<class>/<image>")
+    if not (data / "train").is_dir():
+        raise NasvitError(f"--data {data} has no train/ folder; give the folder that holds train/<class>/")
+    out.mkdir(parents=True, exist_ok=True)
+    results = Results(out / "results.json", plan, data)
+    budgets = budget_labels(plan, space_of(HYBRID, out))
+    data = linked_subset(data, out, plan.images_per_class)
+    supernet_stages(results, plan, data, out)
+    exports = search_stages(results, plan, data, out, budgets)
+    baseline_stages(results, plan, data, out, exports)
+    return results.data
+
+
+def read_results(out: Path) -> dict:
+    path = out / "results.json"
+    if not path.is_file():
+        raise NasvitError(f"{path} does not exist; run the evidence into {out} first (without --report-only)")
+    return json.loads(path.read_text())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """``report.md`` and the plots of an evidence run, drawn from its ``results.json`` alone, so every figure can be
-made again from it: ``python benchmarks/evidence.py --data DIR --out OUT --report-only``."""
+made again from it: ``python benchmarks/evidence.py --out OUT --report-only``."""
 
 from __future__ import annotations
 
@@ -149,9 +149,10 @@ def _row(label: str, latency: dict, top1: float, minutes: float, prefix: str = "
     return f"| {label} | {latency['median_ms']:.2f} | {latency['params']:,} | {top1:.2f} | {prefix}{minutes:.1f} min |"
 
 
-def write_report(results: dict, budgets: list[str], out: Path) -> Path:
+def write_report(results: dict, out: Path) -> Path:
     """Write ``out/report.md`` and its plots from ``results``; returns the report's path."""
     seeds = tuple(results["plan"]["search_seeds"])
+    budgets = list(dict.fromkeys(key.split("/")[1] for key in results["stages"] if key.startswith("search/")))
     lines = [f"# Evidence run ({results['plan']['name']}) on {results['data']}", ""]
     lines += ablation_section(results, out) + conflict_section(results, out)
     lines += search_section(results, budgets, seeds, out) + baseline_section(results, budgets, out)
