@@ -22,6 +22,9 @@ The parts, in the order they run (the JSON is rewritten atomically after each, s
     rule of ``nasvit scale`` to 2, 4 and 8 times its MACs, each in the inference form at batch 128 in bf16, and the
     Pearson and Spearman correlation of runtime with MACs, params and activations over the models (the paper, on
     GPUs: 0.86 for FLOPs, 0.56 for params; ``benchmarks/scaling_rules.py`` measures the same on a CPU).
+(f) MBConv against Fused-MBConv and depthwise against grouped (8 and 16 channels per group, at equal MACs) spatial
+    convs, one block shape per stage of the space at the image size, batches of part (d), in fp32 and bf16: the
+    comparison ``benchmarks/block_kinds.py`` makes on a CPU, on this device.
 (a') the fastest setting of (a) again with the supernet's forward compiled (``nn.Module.compile``). The Python
     step stays eager: its host reads (``.tolist()``, ``.item()``) and ``backward()`` would split a compiled step
     into fragments anyway. Compilation goes last, and starts only with ``compile_reserve_s`` of the budget left,
@@ -56,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from block_kinds import compare_block_kinds, format_rows
 from timm.optim import create_optimizer_v2
 from torch import Tensor, nn
 
@@ -63,6 +67,7 @@ from nasvit.config.train import OptimConfig, ProjectionConfig, SandwichConfig
 from nasvit.data import DataConfig
 from nasvit.latency.measure import inference_model
 from nasvit.latency.report import pearson, spearman
+from nasvit.latency.settings import LatencySettings
 from search_space import SearchSpace, SubnetConfig, load_space
 from search_space.scaling import RULES, scale_subnet
 from supernet import Supernet, optimize_for_inference, recalibrate_bn
@@ -564,6 +569,32 @@ def scaling_correlations(entries: list[dict[str, Any]]) -> dict[str, dict[str, f
     }
 
 
+# ------------------------------------------------------------------------------------------ (f) block kinds
+
+
+def part_block_kinds(run: Run) -> dict[str, Any]:
+    """Part (f): block kinds and group sizes per stage shape (``benchmarks/block_kinds.py``), in fp32 and bf16; each
+    dtype starts only while the compilation's reserve is left (a few seconds on a GPU, so it barely eats into it)."""
+    section = {}
+    for name, dtype in (("fp32", "float32"), ("bf16", "bfloat16")):
+        settings = LatencySettings(
+            dtype=dtype, warmup=run.sizes.latency_warmup, repeats=run.sizes.latency_repeats, device=str(run.device)
+        )
+        batches = list(run.sizes.latency_batches)
+        skip = run.budget.refuses(run.sizes.compile_reserve_s)
+        section[name] = _guarded(skip, _block_rows, run.space, run.sizes.image_size, batches, settings)
+        run.report.set("block_kinds", section)
+        if section[name]["status"] == "ran":
+            print(f"(f) block kinds, {name}\n{format_rows(section[name]['rows'])}", flush=True)
+        else:
+            print(f"(f) block kinds, {name}: {section[name]['status']}", flush=True)
+    return section
+
+
+def _block_rows(space: SearchSpace, resolution: int, batches: list[int], settings: LatencySettings) -> dict[str, Any]:
+    return {"rows": compare_block_kinds(space, resolution, batches, settings)}
+
+
 # ------------------------------------------------------------------------------------------ plumbing
 
 
@@ -796,6 +827,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     part_parity(run, trained, weights)
     part_latency(run, trained)
     part_scaling(run)
+    part_block_kinds(run)
     part_compile(run, eager)
     report.set("finished", True)
     print(f"wrote {args.out} after {budget.elapsed():.0f} s (budget {args.budget_s:.0f} s)", flush=True)

@@ -267,9 +267,14 @@ def resolve_budgets(
     """
     if not any(budget.is_relative for budget in budgets):
         return tuple(budgets)
-    smallest, largest = costs(space.min_subnet()), costs(space.max_subnet())
+    smallest, largest = {}, {}
+    for budget in budgets:
+        if budget.is_relative and not budget.is_latency:
+            smallest[budget.metric] = costs(space.extreme_subnet(budget.metric))[budget.metric]
+            largest[budget.metric] = costs(space.extreme_subnet(budget.metric, dearest=True))[budget.metric]
     if any(b.is_relative and b.is_latency for b in budgets):
-        smallest = {**smallest, "latency_ms": fastest_smallest_subnet(space, costs)[1]}
+        smallest["latency_ms"] = fastest_smallest_subnet(space, costs)[1]
+        largest["latency_ms"] = costs(space.max_subnet())["latency_ms"]
     resolved = tuple(b.resolved(smallest[b.metric], largest[b.metric]) if b.is_relative else b for b in budgets)
     for budget in resolved:
         if budget.is_relative:
@@ -295,12 +300,18 @@ def unattainable_cost_budgets(space: SearchSpace, budgets: Sequence[Budget]) -> 
 def fastest_smallest_subnet(
     space: SearchSpace, costs: Callable[[SubnetConfig], dict[str, float]]
 ) -> tuple[SubnetConfig, float]:
-    """The smallest subnet at the resolution where ``costs`` gives it the lowest ``latency_ms``, and that latency.
+    """The smallest subnet at the resolution where ``costs`` gives it the lowest ``latency_ms``, and that latency;
+    each stage's block is the code ``costs`` gives the lowest latency there.
 
     Latency need not grow with the resolution as MACs do: a table timed in noise, or a runtime whose kernels suit
-    one size, can put the smallest subnet at 8 px under the one at 4 px.
+    one size, can put the smallest subnet at 8 px under the one at 4 px. Nor need the first block code be the fastest
+    (a fused block can run faster than a depthwise one of fewer MACs).
     """
-    corners = space.min_subnets_per_resolution()
+
+    def latency(cfg: SubnetConfig) -> float:
+        return costs(cfg)["latency_ms"]
+
+    corners = [space.best_blocks(cfg, latency) for cfg in space.min_subnets_per_resolution()]
     timed = [(costs(cfg)["latency_ms"], index) for index, cfg in enumerate(corners)]
     latency, index = min(timed)
     return corners[index], latency

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round ``value`` to the nearest multiple of ``divisor``, never dropping below 90% of it.
@@ -24,6 +26,15 @@ def conv_out_size(size: int, kernel: int, stride: int) -> int:
 def expanded_channels(in_channels: int, expand_ratio: float, divisor: int) -> int:
     """Hidden width of an MBConv block: ``make_divisible(round(c_in * t), divisor)``."""
     return make_divisible(round(in_channels * expand_ratio), divisor)
+
+
+def spatial_channels(in_channels: int, expand_ratio: int, divisor: int, group_size: int = 1) -> int:
+    """Width of an MBConv block's k x k conv: the input's for ratio 1, else :func:`expanded_channels` rounded to a
+    multiple of ``lcm(divisor, group_size)`` so that groups of ``group_size`` channels tile it (``group_size`` 1, the
+    depthwise case, gives :func:`expanded_channels` itself)."""
+    if expand_ratio == 1:
+        return in_channels
+    return expanded_channels(in_channels, expand_ratio, math.lcm(divisor, group_size))
 
 
 def squeeze_channels(channels: int, reduction: int, divisor: int) -> int:

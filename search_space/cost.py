@@ -2,7 +2,7 @@
 
 What is counted, per layer of :mod:`search_space.plan`:
 
-- **macs**: one per multiply-accumulate of every conv (dense, depthwise, 1x1 on pooled features),
+- **macs**: one per multiply-accumulate of every conv (dense, grouped, depthwise, 1x1 on pooled features),
   every linear layer (Q, K, V, output projection, both talking-head mixes, MLPs, classifier) and
   every attention matmul (Q K^T and attention times V). Bias additions, norms, activations, softmax,
   pooling, the relative-position bias add, residual adds and the input resize are not counted. This
@@ -21,7 +21,16 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from search_space.plan import HeadPlan, MBConvPlan, PartPlan, StemPlan, TransformerPlan, walk_parts
+from search_space.plan import (
+    BlockPlan,
+    FusedMBConvPlan,
+    HeadPlan,
+    MBConvPlan,
+    PartPlan,
+    StemPlan,
+    TransformerPlan,
+    walk_parts,
+)
 from search_space.spec import SpaceDefinition
 from search_space.subnet import SubnetConfig
 
@@ -71,8 +80,19 @@ def mbconv_cost(plan: MBConvPlan) -> Cost:
     total = ZERO
     if plan.expand:
         total += _conv(plan.in_channels, plan.mid_channels, 1, plan.in_size) + _norm(plan.mid_channels)
-    total += _conv(plan.mid_channels, plan.mid_channels, plan.kernel, plan.out_size, groups=plan.mid_channels)
-    total += _norm(plan.mid_channels)
+    groups = plan.mid_channels // plan.group_size
+    total += _conv(plan.mid_channels, plan.mid_channels, plan.kernel, plan.out_size, groups=groups)
+    return total + _norm(plan.mid_channels) + _squeeze_project_shortcut(plan)
+
+
+def fused_mbconv_cost(plan: FusedMBConvPlan) -> Cost:
+    total = _conv(plan.in_channels, plan.mid_channels, plan.kernel, plan.out_size) + _norm(plan.mid_channels)
+    return total + _squeeze_project_shortcut(plan)
+
+
+def _squeeze_project_shortcut(plan: MBConvPlan | FusedMBConvPlan) -> Cost:
+    """What an MBConv and a Fused-MBConv block share after their k x k conv: SE, projection, shortcut conv."""
+    total = ZERO
     if plan.se_channels:
         total += _conv(plan.mid_channels, plan.se_channels, 1, 1, bias=True)
         total += _conv(plan.se_channels, plan.mid_channels, 1, 1, bias=True)
@@ -108,8 +128,10 @@ def head_cost(plan: HeadPlan) -> Cost:
     return total + _linear(plan.width, plan.num_classes, 1)
 
 
-def block_cost(plan: MBConvPlan | TransformerPlan) -> Cost:
-    return mbconv_cost(plan) if isinstance(plan, MBConvPlan) else transformer_cost(plan)
+def block_cost(plan: BlockPlan) -> Cost:
+    if isinstance(plan, MBConvPlan):
+        return mbconv_cost(plan)
+    return fused_mbconv_cost(plan) if isinstance(plan, FusedMBConvPlan) else transformer_cost(plan)
 
 
 def part_cost(plans: tuple[PartPlan, ...]) -> Cost:

@@ -11,7 +11,16 @@ import yaml
 from search_space.arithmetic import conv_out_size, window_grid
 from search_space.errors import SpaceError, did_you_mean
 from search_space.space import SearchSpace
-from search_space.spec import HeadSpec, NormKind, ScaleLayout, StageKind, StageSpec, StemSpec, TransformerSpec
+from search_space.spec import (
+    BlockKind,
+    HeadSpec,
+    NormKind,
+    ScaleLayout,
+    StageKind,
+    StageSpec,
+    StemSpec,
+    TransformerSpec,
+)
 from search_space.subnet import SubnetConfig, space_name_of, subnet_dict
 
 ACTIVATIONS = ("swish", "relu", "hswish", "gelu")
@@ -45,6 +54,8 @@ _STAGE_KEYS = {
     "expand_ratios": "ints",
     "mlp_ratios": "ints?",
     "windows": "ints?",
+    "block_kinds": "strs?",
+    "group_sizes": "ints?",
 }
 _HEAD_KEYS = {"expand_ratio": "int", "widths": "ints", "dropout": "float"}
 _TRANSFORMER_KEYS = {
@@ -135,7 +146,7 @@ def parse_space(data: Any, source: str = "<dict>") -> SearchSpace:
     if problems:
         raise SpaceError(problems, source=source)
     space = _space_of(*sections, source=source)
-    problems = _check_geometry(space)
+    problems = _check_geometry(space) + _check_group_sizes(space)
     if problems:
         raise SpaceError(problems, source=source)
     return space
@@ -209,8 +220,10 @@ def _stage_spec(stage: dict[str, Any]) -> StageSpec:
         depths=tuple(stage["depths"]),
         kernels=tuple(stage["kernels"]),
         expand_ratios=tuple(stage["expand_ratios"]),
-        mlp_ratios=tuple(stage.get("mlp_ratios", (1,))),
-        windows=tuple(stage.get("windows", (1,))),
+        mlp_ratios=tuple(stage.get("mlp_ratios") or (1,)),
+        windows=tuple(stage.get("windows") or (1,)),
+        block_kinds=tuple(k for k in BlockKind if k.value in (stage.get("block_kinds") or [BlockKind.MBCONV.value])),
+        group_sizes=tuple(stage.get("group_sizes") or (1,)),
     )
 
 
@@ -259,6 +272,11 @@ def _type_problem(value: Any, kind: str, optional: bool) -> str | None:
             return f"expected positive integers, got {value!r}"
         if sorted(set(value)) != value:
             return f"choices must be unique and ascending, got {value!r}; write {sorted(set(value))}"
+    if kind == "strs":
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            return f"expected a non-empty list of strings, got {value!r}"
+        if len(set(value)) != len(value):
+            return f"choices must be unique, got {value!r}"
     return None
 
 
@@ -279,6 +297,7 @@ def _check_stage(stage: dict[str, Any], where: str, transformer: dict[str, Any],
         problems.append(f"{where}.name: {name!r} must be letters, digits and '_' only")
     if any(k % 2 == 0 for k in stage["kernels"]):
         problems.append(f"{where}.kernels: kernels must be odd, got {stage['kernels']}")
+    _check_block_kinds(stage, where, problems)
     if kind == StageKind.CONV.value:
         for key in ("mlp_ratios", "windows"):
             if key in stage:
@@ -286,12 +305,46 @@ def _check_stage(stage: dict[str, Any], where: str, transformer: dict[str, Any],
                     f"{where}.{key}: only transformer stages have {key}; remove it or set kind: transformer"
                 )
         return
-    windows = stage.get("windows", [1])
+    windows = stage.get("windows") or [1]
     if isinstance(windows, list) and any(w not in SUPPORTED_WINDOWS for w in windows):
         problems.append(f"{where}.windows: {windows} has values outside the supported {list(SUPPORTED_WINDOWS)}")
     head_dim = transformer.get("head_dim")
     if isinstance(head_dim, int) and any(w % head_dim for w in stage["widths"]):
         problems.append(f"{where}.widths: {stage['widths']} must all be multiples of transformer.head_dim={head_dim}")
+
+
+def _check_block_kinds(stage: dict[str, Any], where: str, problems: list[str]) -> None:
+    kinds = [k.value for k in BlockKind]
+    for kind in stage.get("block_kinds") or []:
+        if kind not in kinds:
+            problems.append(f"{where}.block_kinds: {kind!r} is not one of {kinds}{did_you_mean(kind, kinds)}")
+    if BlockKind.MBCONV.value not in (stage.get("block_kinds") or kinds) and (stage.get("group_sizes") or [1]) != [1]:
+        problems.append(
+            f"{where}.group_sizes: {stage['group_sizes']} set, but group sizes apply to mbconv blocks and "
+            f"block_kinds is {stage['block_kinds']}; add mbconv to block_kinds or remove group_sizes"
+        )
+
+
+def _check_group_sizes(space: SearchSpace) -> list[str]:
+    """Every group size must divide the widths an MBConv block's spatial conv meets. An expanded width is rounded to a
+    multiple of the group size (:func:`~search_space.arithmetic.spatial_channels`), but with expand ratio 1 the
+    conv runs on the block's input width itself."""
+    problems = []
+    in_widths = space.stem.widths
+    for stage in space.stages:
+        widths = set(in_widths)
+        if not stage.is_transformer and max(stage.depths) > 1:
+            widths |= set(stage.widths)  # the input of every block after the first
+        for group_size in stage.group_sizes if BlockKind.MBCONV in stage.block_kinds else ():
+            bad = sorted(w for w in widths if w % group_size)
+            if 1 in stage.expand_ratios and bad:
+                problems.append(
+                    f"stage {stage.name}: group size {group_size} does not divide the widths {bad} that the spatial "
+                    f"conv of an expand-ratio-1 block runs on (it meets {sorted(widths)}); use group sizes dividing "
+                    "them, or drop expand ratio 1"
+                )
+        in_widths = stage.widths
+    return problems
 
 
 def _check_geometry(space: SearchSpace) -> list[str]:

@@ -12,8 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from search_space.arithmetic import conv_out_size, expanded_channels, squeeze_channels, window_grid
-from search_space.spec import ScaleLayout, SpaceDefinition, StageSpec
+from search_space.arithmetic import conv_out_size, spatial_channels, squeeze_channels, window_grid
+from search_space.spec import (
+    FUSED_BLOCK,
+    BlockKind,
+    ScaleLayout,
+    SpaceDefinition,
+    StageSpec,
+    block_code,
+    block_group_size,
+)
 from search_space.subnet import StageChoice, SubnetConfig
 
 PartValue = TypeVar("PartValue")
@@ -36,7 +44,8 @@ class MBConvPlan:
     """Inverted-residual block: (B, in_channels, in_size, in_size) -> (B, out_channels, out_size, out_size).
 
     ``mid_channels == in_channels`` and no expand conv when ``expand`` is False (expand ratio 1);
-    ``se_channels == 0`` means no squeeze-excite.
+    ``se_channels == 0`` means no squeeze-excite; the k x k conv has ``group_size`` channels per group (1:
+    depthwise), ``mid_channels / group_size`` groups.
     """
 
     in_channels: int
@@ -48,10 +57,45 @@ class MBConvPlan:
     se_channels: int
     in_size: int
     out_size: int
+    group_size: int = 1
 
     @property
     def shortcut_conv(self) -> bool:
         return self.in_channels != self.out_channels
+
+    @property
+    def block(self) -> str:
+        """Its block code (``g1``, ``g8``, ...)."""
+        return block_code(BlockKind.MBCONV, self.group_size)
+
+
+@dataclass(frozen=True)
+class FusedMBConvPlan:
+    """Fused-MBConv block (EfficientNetV2): a k x k conv (stride ``stride``) from ``in_channels`` to ``mid_channels``
+    - BN - act, [SE], 1x1 project to ``out_channels`` - BN, plus the shortcut:
+    (B, in_channels, in_size, in_size) -> (B, out_channels, out_size, out_size).
+
+    Unlike EfficientNetV2, expand ratio 1 keeps the projection (``mid_channels == in_channels``), so every choice of a
+    supernet's fused block slices one set of weights.
+    """
+
+    in_channels: int
+    mid_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    se_channels: int
+    in_size: int
+    out_size: int
+
+    @property
+    def shortcut_conv(self) -> bool:
+        return self.in_channels != self.out_channels
+
+    @property
+    def block(self) -> str:
+        """Its block code, ``fused``."""
+        return block_code(BlockKind.FUSED)
 
 
 @dataclass(frozen=True)
@@ -101,7 +145,8 @@ class HeadPlan:
     size: int
 
 
-BlockPlan = MBConvPlan | TransformerPlan
+ConvBlockPlan = MBConvPlan | FusedMBConvPlan
+BlockPlan = MBConvPlan | FusedMBConvPlan | TransformerPlan
 PartPlan = StemPlan | BlockPlan | HeadPlan  # anything one module of a network is built from
 
 
@@ -182,27 +227,33 @@ def plan_stage(
             blocks.append(_transformer_plan(space, index, choice, size))
             continue
         stride = spec.stride if position == 0 else 1
-        blocks.append(_mbconv_plan(space, spec, choice, channels, size, stride))
+        blocks.append(conv_block_plan(space, spec, choice, channels, size, stride))
         channels, size = choice.width, blocks[-1].out_size
     return tuple(blocks)
 
 
-def _mbconv_plan(
+def conv_block_plan(
     space: SpaceDefinition, spec: StageSpec, choice: StageChoice, in_channels: int, size: int, stride: int
-):
-    expand = choice.expand_ratio != 1
-    mid = expanded_channels(in_channels, choice.expand_ratio, space.channel_divisor) if expand else in_channels
+) -> ConvBlockPlan:
+    """The MBConv or Fused-MBConv block ``choice.block`` names, of stage ``spec``, on a (in_channels, size, size)
+    input."""
+    group_size = block_group_size(choice.block)
+    mid = spatial_channels(in_channels, choice.expand_ratio, space.channel_divisor, max(group_size, 1))
     se = squeeze_channels(mid, space.se_reduction, space.channel_divisor) if spec.se else 0
+    out_size = conv_out_size(size, choice.kernel, stride)
+    if choice.block == FUSED_BLOCK:
+        return FusedMBConvPlan(in_channels, mid, choice.width, choice.kernel, stride, se, size, out_size)
     return MBConvPlan(
         in_channels=in_channels,
         mid_channels=mid,
         out_channels=choice.width,
         kernel=choice.kernel,
         stride=stride,
-        expand=expand,
+        expand=choice.expand_ratio != 1,
         se_channels=se,
         in_size=size,
-        out_size=conv_out_size(size, choice.kernel, stride),
+        out_size=out_size,
+        group_size=group_size,
     )
 
 
@@ -241,7 +292,7 @@ def scale_key(space: SpaceDefinition, index: int, choice: StageChoice, size: int
 
 def part_output(plan: PartPlan) -> tuple[int, int]:
     """Width and side of the feature map a stem, block or head plan outputs (a head: its width, side 1)."""
-    if isinstance(plan, (StemPlan, MBConvPlan)):
+    if isinstance(plan, (StemPlan, MBConvPlan, FusedMBConvPlan)):
         return plan.out_channels, plan.out_size
     if isinstance(plan, HeadPlan):
         return plan.width, 1

@@ -42,7 +42,7 @@ from search_space.errors import SpaceError
 from search_space.loader import parse_space
 from search_space.serialize import space_to_dict
 from search_space.space import SearchSpace
-from search_space.spec import HeadSpec, SpaceDefinition, StemSpec
+from search_space.spec import FUSED_BLOCK, BlockKind, HeadSpec, SpaceDefinition, StemSpec, block_group_size
 from search_space.subnet import StageChoice, SubnetConfig
 
 RULES = ("w", "d", "r", "dwr", "fast", "efficientnet")
@@ -229,14 +229,14 @@ def _build(cfg: SubnetConfig, exact: _Exact, flips: frozenset = frozenset()) -> 
     stages = []
     for i, (spec, choice) in enumerate(zip(base.stages, cfg.stages)):
         divisor = math.lcm(base.channel_divisor, head_dim) if spec.is_transformer else base.channel_divisor
-        width = _width(exact.widths[i], divisor, ("width", i) in flips)
+        width = _width(exact.widths[i], math.lcm(divisor, _grouped_input(cfg, i)), ("width", i) in flips)
         stages.append(dataclasses.replace(choice, width=width, depth=_depth(exact.depths[i], ("depth", i) in flips)))
     space = one_subnet_space(
         base,
         name=f"{base.name}_scaled",
         description=f"one subnet scaled from {cfg}",
         resolution=_resolution(cfg, exact.resolution, ("resolution", 0) in flips),
-        stem_width=_width(exact.stem, base.channel_divisor, ("stem", 0) in flips),
+        stem_width=_width(exact.stem, math.lcm(base.channel_divisor, _grouped_input(cfg, -1)), ("stem", 0) in flips),
         stages=tuple(stages),
         head_width=_width(exact.head, base.channel_divisor, ("head", 0) in flips),
     )
@@ -269,6 +269,8 @@ def one_subnet_space(
             expand_ratios=(choice.expand_ratio,),
             mlp_ratios=(choice.mlp_ratio,),
             windows=(choice.windows,),
+            block_kinds=(BlockKind.FUSED if choice.block == FUSED_BLOCK else BlockKind.MBCONV,),
+            group_sizes=(max(block_group_size(choice.block), 1),),
         )
         for spec, choice in zip(base.stages, stages)
     )
@@ -283,6 +285,18 @@ def one_subnet_space(
         transformer=dataclasses.replace(base.transformer, position_bias_size=None),
     )
     return parse_space(space_to_dict(definition), source=f"{name} (one subnet of {base.name})")
+
+
+def _grouped_input(cfg: SubnetConfig, index: int) -> int:
+    """The group size the output width of stage ``index`` (-1: the stem) must be a multiple of: that of a grouped
+    expand-ratio-1 block whose spatial conv runs on it (the next stage's first block, the stage's own later ones),
+    else 1."""
+    sizes = [
+        max(block_group_size(choice.block), 1)
+        for j, choice in enumerate(cfg.stages)
+        if choice.expand_ratio == 1 and j in (index, index + 1)
+    ]
+    return math.lcm(1, *sizes)
 
 
 def _width(value: float, divisor: int, flipped: bool) -> int:

@@ -25,6 +25,8 @@ def space_to_dict(space: SpaceDefinition) -> dict[str, Any]:
         }
         if stage.is_transformer:
             entry.update(mlp_ratios=list(stage.mlp_ratios), windows=list(stage.windows))
+        if stage.has_block_choice:  # left out otherwise, so spaces without block choices keep their fingerprints
+            entry.update(block_kinds=[k.value for k in stage.block_kinds], group_sizes=list(stage.group_sizes))
         stages.append(entry)
     options = space.transformer
     return {

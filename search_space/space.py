@@ -1,14 +1,17 @@
 """``SearchSpace``: the choice lists of a network family, sampling, mutation, crossover and costing.
 
-A subnet is a vector of genes (resolution, stem width, per stage width/depth/kernel/expand ratio and,
-for transformer stages, MLP ratio and windows, then head width). Every random function takes an
+A subnet is a vector of genes (resolution, stem width, per stage width/depth/kernel/expand ratio, for
+transformer stages MLP ratio and windows, and for stages with several block choices the block, then head
+width). Every random function takes an
 explicit ``random.Random``; the same seed gives the same subnets.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from search_space.cost import COST_METRICS, Cost, cost_model, part_cost
@@ -22,10 +25,11 @@ CostBounds = tuple[float | None, float | None]
 
 @dataclass(frozen=True)
 class Gene:
-    """One searchable value: where it lives and its choices ordered from cheapest to dearest."""
+    """One searchable value: where it lives and its choices ordered from cheapest to dearest (integers, or block
+    codes such as ``g1`` and ``fused`` for a ``.block`` gene)."""
 
     label: str
-    choices: tuple[int, ...]
+    choices: tuple[int | str, ...]
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ class SearchSpace(SpaceDefinition):
     # ----------------------------------------------------------------------------------- genes
     @property
     def genes(self) -> tuple[Gene, ...]:
-        """All genes in a fixed order; windows are ordered dearest-last (fewer windows cost more)."""
+        """All genes in a fixed order; windows are ordered dearest-last (fewer windows cost more). A stage has a
+        ``.block`` gene only when it offers more than one block, so spaces without block choices keep their genes."""
         genes = [Gene("resolution", self.resolutions), Gene("stem_width", self.stem.widths)]
         for stage in self.stages:
             genes += [
@@ -50,20 +55,24 @@ class SearchSpace(SpaceDefinition):
                     Gene(f"{stage.name}.mlp_ratio", stage.mlp_ratios),
                     Gene(f"{stage.name}.windows", tuple(sorted(stage.windows, reverse=True))),
                 ]
+            if len(stage.block_codes) > 1:
+                genes.append(Gene(f"{stage.name}.block", stage.block_codes))
         genes.append(Gene("head_width", self.head.widths))
         return tuple(genes)
 
-    def to_genes(self, cfg: SubnetConfig) -> tuple[int, ...]:
+    def to_genes(self, cfg: SubnetConfig) -> tuple[int | str, ...]:
         """Flatten ``cfg`` into gene values, in :attr:`genes` order."""
-        values = [cfg.resolution, cfg.stem_width]
+        values: list[int | str] = [cfg.resolution, cfg.stem_width]
         for spec, choice in zip(self.stages, cfg.stages):
             values += [choice.width, choice.depth, choice.kernel, choice.expand_ratio]
             if spec.is_transformer:
                 values += [choice.mlp_ratio, choice.windows]
+            if len(spec.block_codes) > 1:
+                values.append(choice.block)
         values.append(cfg.head_width)
         return tuple(values)
 
-    def from_genes(self, values: tuple[int, ...] | list[int]) -> SubnetConfig:
+    def from_genes(self, values: tuple[int | str, ...] | list[int | str]) -> SubnetConfig:
         """Inverse of :meth:`to_genes`."""
         if len(values) != len(self.genes):
             raise SpaceError(f"space '{self.name}' has {len(self.genes)} genes, got {len(values)} values")
@@ -73,7 +82,8 @@ class SearchSpace(SpaceDefinition):
         for spec in self.stages:
             width, depth, kernel, expand = next(it), next(it), next(it), next(it)
             mlp, windows = (next(it), next(it)) if spec.is_transformer else (1, 1)
-            stages.append(StageChoice(width, depth, kernel, expand, mlp, windows))
+            block = next(it) if len(spec.block_codes) > 1 else spec.block_codes[0]
+            stages.append(StageChoice(width, depth, kernel, expand, mlp, windows, block))
         return SubnetConfig(self, resolution, stem_width, tuple(stages), next(it))
 
     @property
@@ -83,12 +93,35 @@ class SearchSpace(SpaceDefinition):
 
     # -------------------------------------------------------------------------------- sampling
     def max_subnet(self) -> SubnetConfig:
-        """The dearest choice of every gene (largest widths, depths, ...; one window)."""
+        """The last choice of every gene (largest widths, depths, ...; one window; the last block code): the
+        sandwich rule's largest subnet, and the dearest in every metric where no stage has a block choice (see
+        :meth:`extreme_subnet`)."""
         return self.from_genes([g.choices[-1] for g in self.genes])
 
     def min_subnet(self) -> SubnetConfig:
-        """The cheapest choice of every gene (smallest widths, depths, ...; most windows)."""
+        """The first choice of every gene (smallest widths, depths, ...; most windows; the first block code): the
+        sandwich rule's smallest subnet, and the cheapest in every metric where no stage has a block choice."""
         return self.from_genes([g.choices[0] for g in self.genes])
+
+    def extreme_subnet(self, metric: str, dearest: bool = False) -> SubnetConfig:
+        """The subnet of lowest (``dearest``: highest) ``metric`` cost: every other gene at its first (last)
+        choice, and each stage's block the code that costs least (most) there. Block codes need not rank alike in
+        every metric (a fused block has fewer activations than a depthwise one of more MACs); a code leaves the
+        stage's output alone, so choosing it stage by stage is exact."""
+        cfg = self.max_subnet() if dearest else self.min_subnet()
+        return self.best_blocks(cfg, lambda c: self.cost(c).get(metric), dearest)
+
+    def best_blocks(
+        self, cfg: SubnetConfig, value: Callable[[SubnetConfig], float], largest: bool = False
+    ) -> SubnetConfig:
+        """``cfg`` with each stage's block code chosen, one stage after another, to minimise (``largest``: maximise)
+        ``value(subnet)``; exact for a value that adds up over stages, as costs and table latencies do."""
+        pick = max if largest else min
+        for index, spec in enumerate(self.stages):
+            if len(spec.block_codes) > 1:
+                options = [_with_block(cfg, index, code) for code in spec.block_codes]
+                cfg = pick(options, key=value)
+        return cfg
 
     def min_subnets_per_resolution(self) -> list[SubnetConfig]:
         """:meth:`min_subnet` at every resolution of the space, lowest first: the candidates for the fastest subnet,
@@ -126,10 +159,10 @@ class SearchSpace(SpaceDefinition):
 
     def check_attainable(self, bounds: dict[str, CostBounds]) -> None:
         """Raise a clear error when ``bounds`` lie outside [min subnet cost, max subnet cost] of a metric."""
-        low_cost, high_cost = self.cost(self.min_subnet()), self.cost(self.max_subnet())
         problems = []
         for metric, (low, high) in bounds.items():
-            smallest, largest = low_cost.get(metric), high_cost.get(metric)
+            smallest = self.cost(self.extreme_subnet(metric)).get(metric)
+            largest = self.cost(self.extreme_subnet(metric, dearest=True)).get(metric)
             if high is not None and high < smallest:
                 problems.append(
                     f"{metric} <= {_fmt(high)} is unsatisfiable: the smallest attainable {metric} in space "
@@ -173,6 +206,12 @@ class SearchSpace(SpaceDefinition):
         """Cost per part: ``stem``, each stage name, ``head``; the values add up to :meth:`cost`."""
         stem, *stages, head = walk_parts(cfg, part_cost, {}, num_classes)
         return {"stem": stem, **{spec.name: cost for spec, cost in zip(self.stages, stages)}, "head": head}
+
+
+def _with_block(cfg: SubnetConfig, index: int, code: str) -> SubnetConfig:
+    stages = list(cfg.stages)
+    stages[index] = dataclasses.replace(stages[index], block=code)
+    return cfg.replace(stages=tuple(stages))
 
 
 def within(cost: Cost, bounds: dict[str, CostBounds]) -> bool:

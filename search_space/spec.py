@@ -21,6 +21,28 @@ class StageKind(str, Enum):
     TRANSFORMER = "transformer"  # one strided MBConv block, then NASViT transformer blocks
 
 
+class BlockKind(str, Enum):
+    """What the MBConv blocks of a stage are made of."""
+
+    MBCONV = "mbconv"  # 1x1 expand - k x k spatial conv, depthwise or grouped - [SE] - 1x1 project
+    FUSED = "fused"  # k x k conv to the expanded width - [SE] - 1x1 project (Fused-MBConv, EfficientNetV2)
+
+
+DEPTHWISE_BLOCK = "g1"  # the block every stage had before block kinds: MBConv with a depthwise spatial conv
+FUSED_BLOCK = "fused"
+
+
+def block_code(kind: BlockKind, group_size: int = 1) -> str:
+    """Name of a block choice in genes, subnet strings and dicts: ``g{G}`` for MBConv whose spatial conv has G
+    channels per group (``g1``: depthwise), ``fused`` for Fused-MBConv."""
+    return FUSED_BLOCK if kind is BlockKind.FUSED else f"g{group_size}"
+
+
+def block_group_size(code: str) -> int:
+    """Channels per group of the spatial conv of block choice ``code`` (0 for ``fused``, which has none)."""
+    return 0 if code == FUSED_BLOCK else int(code[1:])
+
+
 class NormKind(str, Enum):
     """Normalisation in transformer blocks."""
 
@@ -57,7 +79,7 @@ class StageSpec:
 
     A ``conv`` stage of depth d is d MBConv blocks, the first with ``stride``. A ``transformer`` stage
     of depth d is one MBConv block with ``stride`` (kernel and expand ratio searched) followed by d-1
-    transformer blocks at the stage width.
+    transformer blocks at the stage width. Every MBConv block of a stage is one of :attr:`block_codes`.
 
     Attributes:
         name: identifier used in subnet strings and logs (``s1`` ...).
@@ -66,6 +88,8 @@ class StageSpec:
         se: whether MBConv blocks of this stage use squeeze-excite.
         widths, depths, kernels, expand_ratios: MBConv choices.
         mlp_ratios, windows: transformer-block choices (``(1,)`` and ``(1,)`` for conv stages).
+        block_kinds: the kinds its MBConv blocks may be (:class:`BlockKind`).
+        group_sizes: channels per group of the spatial conv of ``mbconv`` blocks (1: depthwise).
     """
 
     name: str
@@ -78,10 +102,26 @@ class StageSpec:
     expand_ratios: tuple[int, ...]
     mlp_ratios: tuple[int, ...] = (1,)
     windows: tuple[int, ...] = (1,)
+    block_kinds: tuple[BlockKind, ...] = (BlockKind.MBCONV,)
+    group_sizes: tuple[int, ...] = (1,)
 
     @property
     def is_transformer(self) -> bool:
         return self.kind is StageKind.TRANSFORMER
+
+    @property
+    def block_codes(self) -> tuple[str, ...]:
+        """The block choices of the stage (see :func:`block_code`), cheapest first at equal widths: MBConv by
+        ascending group size, then Fused-MBConv."""
+        codes = (
+            [block_code(BlockKind.MBCONV, g) for g in self.group_sizes] if BlockKind.MBCONV in self.block_kinds else []
+        )
+        return tuple(codes + ([FUSED_BLOCK] if BlockKind.FUSED in self.block_kinds else []))
+
+    @property
+    def has_block_choice(self) -> bool:
+        """Whether subnets of this stage name their block (anything but the depthwise MBConv alone)."""
+        return self.block_codes != (DEPTHWISE_BLOCK,)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ String form (one line, readable in a log)::
 
     nasvit:r224:stem16:s1-w16-d1-k3-e1:...:s4-w64-d3-k3-e4-m1-win1:...:head1792
 
-Fields of a stage token: ``w`` width, ``d`` depth, ``k`` kernel, ``e`` expand ratio, and for
-transformer stages ``m`` MLP ratio and ``win`` number of attention windows.
+Fields of a stage token: ``w`` width, ``d`` depth, ``k`` kernel, ``e`` expand ratio, for transformer stages
+``m`` MLP ratio and ``win`` number of attention windows, and last, for stages that offer block choices, the block:
+``g{G}`` (MBConv whose spatial conv has G channels per group; ``g1`` is depthwise) or ``fused`` (Fused-MBConv), as in
+``s2-w24-d3-k3-e4-fused``.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search_space.errors import SpaceError
-from search_space.spec import SpaceDefinition, StageSpec
+from search_space.spec import DEPTHWISE_BLOCK, FUSED_BLOCK, SpaceDefinition, StageSpec
 
 _STAGE_FIELDS = (("w", "width"), ("d", "depth"), ("k", "kernel"), ("e", "expand_ratio"))
 _TRANSFORMER_FIELDS = (("m", "mlp_ratio"), ("win", "windows"))
-_STAGE_TOKEN = re.compile(r"^(?P<name>[A-Za-z0-9_]+)((-[a-z]+\d+)+)$")
+_STAGE_TOKEN = re.compile(r"^(?P<name>[A-Za-z0-9_]+)((-[a-z]+\d+)+)(-fused)?$")
 
 
 @dataclass(frozen=True)
 class StageChoice:
-    """The choices of one stage. ``mlp_ratio`` and ``windows`` are 1 for conv stages."""
+    """The choices of one stage. ``mlp_ratio`` and ``windows`` are 1 for conv stages; ``block`` is the kind of its
+    MBConv blocks, a code of :func:`~search_space.spec.block_code` (``g1``: depthwise MBConv, ``g8``: MBConv with
+    8 channels per group, ``fused``: Fused-MBConv)."""
 
     width: int
     depth: int
@@ -33,6 +37,7 @@ class StageChoice:
     expand_ratio: int
     mlp_ratio: int = 1
     windows: int = 1
+    block: str = DEPTHWISE_BLOCK
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,8 @@ class SubnetConfig:
     def __str__(self) -> str:
         tokens = [self.space_name, f"r{self.resolution}", f"stem{self.stem_width}"]
         for spec, choice in zip(self.space.stages, self.stages):
-            fields = _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())
-            tokens.append(spec.name + "".join(f"-{key}{getattr(choice, attr)}" for key, attr in fields))
+            fields = "".join(f"-{key}{getattr(choice, attr)}" for key, attr in _fields(spec))
+            tokens.append(spec.name + fields + (f"-{choice.block}" if spec.has_block_choice else ""))
         tokens.append(f"head{self.head_width}")
         return ":".join(tokens)
 
@@ -73,8 +78,7 @@ class SubnetConfig:
         """JSON-ready dict: ``{"space", "resolution", "stem_width", "stages": {name: {...}}, "head_width"}``."""
         stages = {}
         for spec, choice in zip(self.space.stages, self.stages):
-            fields = _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())
-            stages[spec.name] = {attr: getattr(choice, attr) for _, attr in fields}
+            stages[spec.name] = {attr: getattr(choice, attr) for attr in _attributes(spec)}
         return {
             "space": self.space_name,
             "resolution": self.resolution,
@@ -146,7 +150,7 @@ class SubnetConfig:
         stages = []
         for spec in space.stages:
             entry = dict(data["stages"][spec.name])
-            allowed = {attr for _, attr in _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())}
+            allowed = set(_attributes(spec))
             if set(entry) != allowed:
                 raise SpaceError(f"stage {spec.name}: expected keys {sorted(allowed)}, got {sorted(entry)}")
             stages.append(StageChoice(**entry))
@@ -195,6 +199,8 @@ def subnet_problems(cfg: SubnetConfig) -> list[str]:
         _check_value(problems, f"{where}: expand ratio", choice.expand_ratio, spec.expand_ratios)
         _check_value(problems, f"{where}: mlp ratio", choice.mlp_ratio, spec.mlp_ratios)
         _check_value(problems, f"{where}: windows", choice.windows, spec.windows)
+        if choice.block not in spec.block_codes:
+            problems.append(f"{where}: block {choice.block!r} is not one of {list(spec.block_codes)}")
     _check_value(problems, "head: width", cfg.head_width, space.head.widths)
     return problems
 
@@ -218,18 +224,39 @@ def _int_after(token: str, prefix: str, problems: list[str]) -> int:
     return -1
 
 
+def _fields(spec: StageSpec) -> tuple[tuple[str, str], ...]:
+    """(token key, attribute) of the numeric fields of a stage's token."""
+    return _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())
+
+
+def _attributes(spec: StageSpec) -> list[str]:
+    """The :class:`StageChoice` attributes a subnet of ``spec``'s space states for the stage."""
+    return [attr for _, attr in _fields(spec)] + (["block"] if spec.has_block_choice else [])
+
+
 def _parse_stage(token: str, spec: StageSpec) -> StageChoice:
     match = _STAGE_TOKEN.match(token)
-    fields = _STAGE_FIELDS + (_TRANSFORMER_FIELDS if spec.is_transformer else ())
     if match is None:
         raise SpaceError(f"stage token {token!r} is malformed; expected e.g. {_example_token(spec)}")
-    values = dict(re.findall(r"-([a-z]+)(\d+)", token[len(spec.name) :]))
-    expected = [key for key, _ in fields]
-    if sorted(values) != sorted(expected) or len(values) != token.count("-"):
-        raise SpaceError(f"stage token {token!r} needs exactly the fields {expected}; e.g. {_example_token(spec)}")
-    return StageChoice(**{attr: int(values[key]) for key, attr in fields})
+    fused = match.group(4) is not None
+    values = dict(re.findall(r"-([a-z]+)(\d+)", match.group(2)))
+    group = values.pop("g", None) if spec.has_block_choice else None
+    expected = [key for key, _ in _fields(spec)]
+    blocks = 1 if spec.has_block_choice else 0
+    if (
+        sorted(values) != sorted(expected)
+        or len(values) + (group is not None) + fused != token.count("-")
+        or ((group is not None) + fused != blocks)
+    ):
+        block = " and the block (g<group size> or fused)" if blocks else ""
+        raise SpaceError(
+            f"stage token {token!r} needs exactly the fields {expected}{block}; e.g. {_example_token(spec)}"
+        )
+    block = FUSED_BLOCK if fused else f"g{int(group)}" if group is not None else DEPTHWISE_BLOCK
+    return StageChoice(**{attr: int(values[key]) for key, attr in _fields(spec)}, block=block)
 
 
 def _example_token(spec: StageSpec) -> str:
     text = f"{spec.name}-w{spec.widths[0]}-d{spec.depths[0]}-k{spec.kernels[0]}-e{spec.expand_ratios[0]}"
-    return text + (f"-m{spec.mlp_ratios[0]}-win{spec.windows[0]}" if spec.is_transformer else "")
+    text += f"-m{spec.mlp_ratios[0]}-win{spec.windows[0]}" if spec.is_transformer else ""
+    return text + (f"-{spec.block_codes[0]}" if spec.has_block_choice else "")

@@ -1,4 +1,4 @@
-"""The two block kinds of a NASViT network: MBConv and the NASViT transformer block.
+"""The blocks of a NASViT network: MBConv, Fused-MBConv and the NASViT transformer block.
 
 Each block is a container of layers. The supernet fills it with elastic ops, an exported model with
 standard layers; the forward code is the same, so the two compute the same function by construction.
@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 
 class MBConv(nn.Module):
-    """Inverted residual: [1x1 expand] - depthwise kxk - [SE] - 1x1 project, plus the shortcut.
+    """Inverted residual: [1x1 expand] - depthwise or grouped kxk (the ``depthwise`` layer, whatever its group
+    size) - [SE] - 1x1 project, plus the shortcut.
 
     (B, C_in, H, W) -> (B, C_out, H / stride, W / stride). ``drop_path`` (default identity) acts on the branch;
     the builder sets it only when the shortcut is the identity.
@@ -33,6 +34,30 @@ class MBConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.drop_path(self.project(self.se(self.depthwise(self.expand(x))))) + self.shortcut(x)
+
+
+class FusedMBConv(nn.Module):
+    """Fused inverted residual (EfficientNetV2): kxk conv to the expanded width - [SE] - 1x1 project, plus the
+    shortcut.
+
+    (B, C_in, H, W) -> (B, C_out, H / stride, W / stride). ``drop_path`` (default identity) acts on the branch;
+    the builder sets it only when the shortcut is the identity.
+    """
+
+    def __init__(
+        self,
+        fused: nn.Module,
+        se: nn.Module,
+        project: nn.Module,
+        shortcut: nn.Module,
+        drop_path: nn.Module | None = None,
+    ):
+        super().__init__()
+        self.fused, self.se, self.project, self.shortcut = fused, se, project, shortcut
+        self.drop_path = nn.Identity() if drop_path is None else drop_path
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop_path(self.project(self.se(self.fused(x)))) + self.shortcut(x)
 
 
 def window_partition(x: Tensor, height: int, width: int, grid_rows: int, grid_cols: int) -> Tensor:

@@ -21,10 +21,21 @@ from timm.layers import DropPath
 from torch import nn
 
 from search_space import SearchSpace, StageChoice, plan_subnet
-from search_space.arithmetic import expanded_channels, squeeze_channels, window_grid
-from search_space.plan import BlockPlan, HeadPlan, MBConvPlan, StemPlan, TransformerPlan, scale_key
+from search_space.arithmetic import spatial_channels, squeeze_channels, window_grid
+from search_space.plan import (
+    BlockPlan,
+    ConvBlockPlan,
+    FusedMBConvPlan,
+    HeadPlan,
+    MBConvPlan,
+    StemPlan,
+    TransformerPlan,
+    conv_block_plan,
+    scale_key,
+)
 from search_space.spec import NormKind, ScaleLayout
-from supernet.blocks import MBConv, TalkingHeadAttention, TransformerBlock
+from supernet.blocks import FusedMBConv, MBConv, TalkingHeadAttention, TransformerBlock
+from supernet.elastic import ElasticBlockChoice
 from supernet.layers import ConvBnAct, MBPoolHead, Mlp, Shortcut, SqueezeExcite, make_activation
 from supernet.ops import ElasticOps, LayerOps
 
@@ -43,10 +54,12 @@ def make_drop_path(rate: float) -> nn.Module:
 
 def build_block(
     ops: LayerOps, space: SearchSpace, plan: BlockPlan, drop_path: float = 0.0
-) -> MBConv | TransformerBlock:
-    """The MBConv or transformer block of ``plan``, as a static model holds it."""
+) -> MBConv | FusedMBConv | TransformerBlock:
+    """The MBConv, Fused-MBConv or transformer block of ``plan``, as a static model holds it."""
     if isinstance(plan, MBConvPlan):
         return build_mbconv(ops, space, plan, drop_path)
+    if isinstance(plan, FusedMBConvPlan):
+        return build_fused_mbconv(ops, space, plan, drop_path)
     return build_transformer(ops, space, plan, drop_path)
 
 
@@ -64,17 +77,41 @@ def build_mbconv(
     if plan.expand:
         conv = ops.conv(plan.in_channels, mid, 1)
         expand = ops.optional_conv_bn_act(conv, ops.batch_norm(mid), make_activation(act))
-    depthwise = ops.conv_bn_act(
-        ops.conv(mid, mid, plan.kernel, plan.stride, depthwise=True), ops.batch_norm(mid), make_activation(act)
+    spatial = ops.conv(mid, mid, plan.kernel, plan.stride, group_size=plan.group_size)
+    depthwise = ops.conv_bn_act(spatial, ops.batch_norm(mid), make_activation(act))
+    shortcut, drop = _shortcut(ops, plan, drop_path, shortcut_conv)
+    return MBConv(expand, depthwise, _squeeze_excite(ops, plan), _project(ops, plan), shortcut, drop)
+
+
+def build_fused_mbconv(
+    ops, space: SearchSpace, plan: FusedMBConvPlan, drop_path: float = 0.0, shortcut_conv: bool | None = None
+) -> FusedMBConv:
+    """Fused-MBConv block; ``drop_path`` and ``shortcut_conv`` as in :func:`build_mbconv`."""
+    conv = ops.conv(plan.in_channels, plan.mid_channels, plan.kernel, plan.stride)
+    fused = ops.conv_bn_act(conv, ops.batch_norm(plan.mid_channels), make_activation(space.activation))
+    shortcut, drop = _shortcut(ops, plan, drop_path, shortcut_conv)
+    return FusedMBConv(fused, _squeeze_excite(ops, plan), _project(ops, plan), shortcut, drop)
+
+
+def _squeeze_excite(ops, plan: ConvBlockPlan) -> nn.Module:
+    """Squeeze-excite on the block's (B, mid, H, W) map; ``nn.Identity`` without one."""
+    mid, se = plan.mid_channels, plan.se_channels
+    return SqueezeExcite(ops.conv(mid, se, 1, bias=True), ops.conv(se, mid, 1, bias=True)) if se else nn.Identity()
+
+
+def _project(ops, plan: ConvBlockPlan) -> nn.Module:
+    """1x1 conv - BN from the block's mid width to its output width."""
+    return ops.conv_bn_act(
+        ops.conv(plan.mid_channels, plan.out_channels, 1), ops.batch_norm(plan.out_channels), nn.Identity()
     )
-    se = nn.Identity()
-    if plan.se_channels:
-        se = SqueezeExcite(ops.conv(mid, plan.se_channels, 1, bias=True), ops.conv(plan.se_channels, mid, 1, bias=True))
-    project = ops.conv_bn_act(ops.conv(mid, plan.out_channels, 1), ops.batch_norm(plan.out_channels), nn.Identity())
+
+
+def _shortcut(ops, plan: ConvBlockPlan, drop_path: float, shortcut_conv: bool | None) -> tuple[Shortcut, nn.Module]:
+    """The block's shortcut (a 1x1 conv when ``shortcut_conv``, default ``plan.shortcut_conv``) and the drop-path of
+    its branch, stochastic only when the shortcut is the identity."""
     with_conv = plan.shortcut_conv if shortcut_conv is None else shortcut_conv
     conv = ops.shortcut_conv(plan.in_channels, plan.out_channels) if with_conv else None
-    drop = make_drop_path(drop_path if plan.stride == 1 and conv is None else 0.0)
-    return MBConv(expand, depthwise, se, project, Shortcut(plan.stride, conv), drop)
+    return Shortcut(plan.stride, conv), make_drop_path(drop_path if plan.stride == 1 and conv is None else 0.0)
 
 
 def build_transformer(
@@ -91,7 +128,7 @@ def build_transformer(
         q=ops.linear(c, c),
         k=ops.linear(c, c),
         v=ops.linear(c, plan.value_channels),
-        v_conv=ops.conv(plan.value_channels, plan.value_channels, plan.value_kernel, depthwise=True),
+        v_conv=ops.conv(plan.value_channels, plan.value_channels, plan.value_kernel, group_size=1),
         position_bias=ops.position_bias((plan.window_rows, plan.window_cols), plan.position_bias_size, heads),
         talk_pre=ops.head_mix(heads, heads),
         talk_post=ops.head_mix(heads, heads),
@@ -105,7 +142,7 @@ def build_transformer(
 
     def mlp() -> Mlp:
         hidden = plan.mlp_hidden
-        dwconv = ops.conv(hidden, hidden, 3, depthwise=True) if plan.mlp_dwconv else None
+        dwconv = ops.conv(hidden, hidden, 3, group_size=1) if plan.mlp_dwconv else None
         return Mlp(ops.linear(c, hidden), make_activation(space.activation), dwconv, ops.linear(hidden, c))
 
     def norm() -> nn.Module:
@@ -159,18 +196,34 @@ def _largest_block(space: SearchSpace, index: int, in_widths: tuple[int, ...], p
 
     ``plan`` is the block in the largest subnet; the widths its input can have (``in_widths`` for the stage's first
     block) decide the widest expansion and squeeze-excite, whether a shortcut conv is needed, and for a transformer
-    block which switchable-scale settings occur.
+    block which switchable-scale settings occur. A position that may hold several blocks (MBConv with several group
+    sizes, Fused-MBConv) holds each, with its own weights, in an :class:`~supernet.elastic.ElasticBlockChoice`.
     """
     spec = space.stages[index]
-    if not isinstance(plan, MBConvPlan):
+    if isinstance(plan, TransformerPlan):
         return build_transformer(ElasticOps, space, plan, scale_keys=_scale_keys(space, index, position))
     widths = in_widths if position == 0 else spec.widths
-    ratios = spec.expand_ratios
-    mids = [expanded_channels(w, t, space.channel_divisor) if t != 1 else w for w in widths for t in ratios]
-    se = max(squeeze_channels(m, space.se_reduction, space.channel_divisor) for m in mids) if spec.se else 0
-    widest = dataclasses.replace(plan, mid_channels=max(mids), expand=any(t != 1 for t in ratios), se_channels=se)
     shortcut_conv = position == 0 and any(a != b for a in widths for b in spec.widths)
-    return build_mbconv(ElasticOps, space, widest, shortcut_conv=shortcut_conv)
+    largest = space.max_subnet().stages[index]
+    blocks = {}
+    for code in spec.block_codes:
+        choice = dataclasses.replace(largest, block=code)
+        block_plan = conv_block_plan(space, spec, choice, plan.in_channels, plan.in_size, plan.stride)
+        widest = _widest(space, spec, block_plan, widths)
+        build = build_mbconv if isinstance(widest, MBConvPlan) else build_fused_mbconv
+        blocks[code] = build(ElasticOps, space, widest, shortcut_conv=shortcut_conv)
+    return ElasticBlockChoice(blocks) if len(blocks) > 1 else blocks[spec.block_codes[0]]
+
+
+def _widest(space: SearchSpace, spec, plan: ConvBlockPlan, widths: tuple[int, ...]) -> ConvBlockPlan:
+    """``plan`` with the widest mid and squeeze-excite widths any input width and expand ratio of ``spec`` give it."""
+    group_size = plan.group_size if isinstance(plan, MBConvPlan) else 1
+    ratios = spec.expand_ratios
+    mids = [spatial_channels(w, t, space.channel_divisor, group_size) for w in widths for t in ratios]
+    se = max(squeeze_channels(m, space.se_reduction, space.channel_divisor) for m in mids) if spec.se else 0
+    if isinstance(plan, FusedMBConvPlan):
+        return dataclasses.replace(plan, mid_channels=max(mids), se_channels=se)
+    return dataclasses.replace(plan, mid_channels=max(mids), expand=any(t != 1 for t in ratios), se_channels=se)
 
 
 def _scale_keys(space: SearchSpace, index: int, position: int) -> tuple[str, ...]:
@@ -193,10 +246,16 @@ def activate_stem(stem: ConvBnAct, plan: StemPlan) -> None:
     stem.conv.active_out_channels = plan.out_channels
 
 
-def activate_block(block: MBConv | TransformerBlock, plan: BlockPlan) -> None:
-    """Set an elastic block to ``plan`` (an MBConv plan for an MBConv block, a transformer plan otherwise)."""
+def activate_block(block: nn.Module, plan: BlockPlan) -> None:
+    """Set an elastic block to ``plan``: an MBConv, Fused-MBConv or transformer block to a plan of its kind, an
+    :class:`~supernet.elastic.ElasticBlockChoice` to the block ``plan`` names."""
+    if isinstance(block, ElasticBlockChoice):
+        block.active = plan.block
+        block = block.choices[block.active]
     if isinstance(plan, MBConvPlan):
         _activate_mbconv(block, plan)
+    elif isinstance(plan, FusedMBConvPlan):
+        _activate_fused_mbconv(block, plan)
     else:
         _activate_transformer(block, plan)
 
@@ -212,6 +271,17 @@ def _activate_mbconv(block: MBConv, plan: MBConvPlan) -> None:
         block.expand.active = plan.expand
         block.expand.conv.active_out_channels = plan.mid_channels
     block.depthwise.conv.active_kernel = plan.kernel
+    _activate_tail(block, plan)
+
+
+def _activate_fused_mbconv(block: FusedMBConv, plan: FusedMBConvPlan) -> None:
+    block.fused.conv.active_out_channels = plan.mid_channels
+    block.fused.conv.active_kernel = plan.kernel
+    _activate_tail(block, plan)
+
+
+def _activate_tail(block: MBConv | FusedMBConv, plan: ConvBlockPlan) -> None:
+    """Squeeze-excite, projection and shortcut, which MBConv and Fused-MBConv blocks share."""
     if not isinstance(block.se, nn.Identity):
         block.se.reduce.active_out_channels = plan.se_channels
         block.se.expand.active_out_channels = plan.mid_channels

@@ -20,7 +20,9 @@ from supernet.layers import ConvBnAct, HeadMix, mix_heads, relative_position_ind
 class ElasticConv2d(nn.Conv2d):
     """Conv with 'same' padding over the leading (active_out, in) channels and a centre-cropped kernel.
 
-    (B, C_in <= max_in, H, W) -> (B, active_out_channels, H', W'); depthwise convs keep C_in channels.
+    (B, C_in <= max_in, H, W) -> (B, active_out_channels, H', W'). A grouped conv (``group_size`` G channels per
+    group; 1 is depthwise) keeps C_in channels and runs C_in / G groups: its weight is (max_channels, G, k, k), and
+    the leading C_in rows are the groups of the leading C_in channels, whatever C_in is.
     """
 
     def __init__(
@@ -29,25 +31,26 @@ class ElasticConv2d(nn.Conv2d):
         out_channels: int,
         kernel: int,
         stride: int = 1,
-        depthwise: bool = False,
+        group_size: int | None = None,
         bias: bool = False,
     ):
-        groups = in_channels if depthwise else 1
+        groups = 1 if group_size is None else in_channels // group_size
         super().__init__(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=bias)
-        self.depthwise = depthwise
+        self.group_size = group_size
         self.active_out_channels = out_channels
         self.active_kernel = kernel
 
     def forward(self, x: Tensor) -> Tensor:
         in_channels = x.shape[1]
-        out_channels = in_channels if self.depthwise else self.active_out_channels
+        grouped = self.group_size is not None
+        out_channels = in_channels if grouped else self.active_out_channels
         kernel = self.active_kernel
         start = (self.kernel_size[0] - kernel) // 2
         weight = self.weight[
-            :out_channels, : 1 if self.depthwise else in_channels, start : start + kernel, start : start + kernel
+            :out_channels, : self.group_size if grouped else in_channels, start : start + kernel, start : start + kernel
         ]
         bias = self.bias[:out_channels] if self.bias is not None else None
-        groups = in_channels if self.depthwise else 1
+        groups = in_channels // self.group_size if grouped else 1
         return F.conv2d(x, weight, bias, self.stride, kernel // 2, 1, groups)
 
 
@@ -58,6 +61,21 @@ class ElasticShortcutConv(ElasticConv2d):
         if x.shape[1] == self.active_out_channels:
             return x
         return super().forward(x)
+
+
+class ElasticBlockChoice(nn.Module):
+    """The blocks one block position of a supernet may be, keyed by block code (``g1``, ``g8``, ``fused``, ...; see
+    :func:`search_space.spec.block_code`), each holding its own largest weights; runs the ``active`` one:
+    (B, C_in, H, W) -> (B, C_out, H', W'). ``active`` is written by ``Supernet.set_active_subnet`` only.
+    """
+
+    def __init__(self, blocks: dict[str, nn.Module]):
+        super().__init__()
+        self.choices = nn.ModuleDict(blocks)
+        self.active = next(iter(blocks))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.choices[self.active](x)
 
 
 class ElasticLinear(nn.Linear):
@@ -191,15 +209,20 @@ class ElasticRelativePositionBias(nn.Module):
 
 def exported_state(supernet: nn.Module, static: nn.Module, keep_vars: bool = False) -> dict[str, Tensor]:
     """The static model's state dict filled from the supernet's active subnet: leading slices, centre-cropped
-    kernels, the selected switchable scale and the position table cropped to the window.
+    kernels, the selected switchable scale, the position table cropped to the window, and where a block position
+    offers several blocks (:class:`ElasticBlockChoice`) the weights of the active one.
 
     With ``keep_vars`` the values stay attached to the supernet's parameters (autograd can trace which
     entries of each supernet tensor a subnet uses); otherwise they are detached copies.
     """
     modules = dict(supernet.named_modules())
     source = supernet.state_dict(keep_vars=keep_vars)
+    chosen = {
+        f"{name}.": f"{name}.choices.{m.active}." for name, m in modules.items() if isinstance(m, ElasticBlockChoice)
+    }
     state = {}
-    for key, target in static.state_dict().items():
+    for static_key, target in static.state_dict().items():
+        key = next((chosen[p] + static_key[len(p) :] for p in chosen if static_key.startswith(p)), static_key)
         module_name, _, _ = key.rpartition(".")
         module = modules[module_name]
         if isinstance(module, SwitchableScale):
@@ -208,7 +231,7 @@ def exported_state(supernet: nn.Module, static: nn.Module, keep_vars: bool = Fal
             value = module.cropped_table()
         else:
             value = slice_to(source[key], target.shape)
-        state[key] = value if keep_vars else value.detach().clone()
+        state[static_key] = value if keep_vars else value.detach().clone()
     return state
 
 

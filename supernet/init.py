@@ -8,7 +8,7 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
-from supernet.blocks import MBConv, TalkingHeadAttention
+from supernet.blocks import FusedMBConv, MBConv, TalkingHeadAttention
 from supernet.elastic import ElasticRelativePositionBias
 from supernet.layers import RelativePositionBias, TokenChannelLayerNorm
 
@@ -16,8 +16,8 @@ from supernet.layers import RelativePositionBias, TokenChannelLayerNorm
 @torch.no_grad()
 def init_weights(model: nn.Module) -> None:
     """EfficientNet-style conv init, truncated-normal linears, identity talking heads, unit norms, and a zero
-    last BN gamma in every MBConv block (each residual branch starts silent). Switchable scales keep the value
-    they were built with."""
+    last BN gamma in every MBConv and Fused-MBConv block (each residual branch starts silent). Switchable scales keep
+    the value they were built with."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             kernel = module.kernel_size[0] * module.kernel_size[1]
@@ -35,7 +35,7 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(module, (RelativePositionBias, ElasticRelativePositionBias)):
             trunc_normal_(module.table, std=0.02)
     for module in model.modules():
-        if isinstance(module, MBConv):
+        if isinstance(module, (MBConv, FusedMBConv)):
             module.project.bn.weight.zero_()
         elif isinstance(module, TalkingHeadAttention):
             for mix in (module.talk_pre, module.talk_post):

@@ -29,9 +29,10 @@ class LayerOps(Protocol):
     """The layer factories of :mod:`supernet.builders`; the builders pass the class itself (every member is static)."""
 
     def conv(
-        self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, depthwise: bool = False, bias: bool = False
+        self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, group_size: int | None = None, bias: bool = False
     ) -> nn.Module:
-        """'same'-padded conv, (B, in_ch, H, W) -> (B, out_ch, H / stride, W / stride); depthwise keeps in_ch."""
+        """'same'-padded conv, (B, in_ch, H, W) -> (B, out_ch, H / stride, W / stride); dense, or grouped with
+        ``group_size`` channels per group (1: depthwise), which keeps in_ch."""
 
     def shortcut_conv(self, in_ch: int, out_ch: int) -> nn.Module:
         """1x1 conv of an MBConv shortcut, (B, in_ch, H, W) -> (B, out_ch, H, W)."""
@@ -65,8 +66,9 @@ class StaticOps:
     """Standard PyTorch layers sized exactly for one subnet."""
 
     @staticmethod
-    def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, depthwise: bool = False, bias: bool = False):
-        return nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=in_ch if depthwise else 1, bias=bias)
+    def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, group_size: int | None = None, bias: bool = False):
+        groups = 1 if group_size is None else in_ch // group_size
+        return nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=bias)
 
     @staticmethod
     def shortcut_conv(in_ch: int, out_ch: int):

@@ -3,9 +3,11 @@ supernet its base subnet came from).
 
 A tensor of the target takes the source's tensor of the same name when that is at least as large in every
 dimension: the leading slice (conv kernels centre-cropped; a relative-position table cropped around its centre),
-which is what the source supernet itself gives a subnet of the target's size. Every other tensor (a wider layer than
-the source ever had, a block past the source's depth, a switchable-scale vector of another choice) keeps the
-target's own initialisation.
+which is what the source supernet itself gives a subnet of the target's size. Where the source offers several blocks
+at a position (:class:`~supernet.elastic.ElasticBlockChoice`), the target's block takes the tensors of the source's
+block of the same kind (``stages.0.1.fused.conv.weight`` from ``stages.0.1.choices.fused.fused.conv.weight``). Every
+other tensor (a wider layer than the source ever had, a block past the source's depth, a switchable-scale vector of
+another choice) keeps the target's own initialisation.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from search_space.spec import BlockKind, block_code
+from supernet.blocks import FusedMBConv, MBConv
 from supernet.elastic import ElasticRelativePositionBias, slice_to
 from supernet.layers import resize_position_table
 
@@ -48,11 +52,12 @@ def transfer_weights(source: Mapping[str, Tensor], target: nn.Module) -> WeightT
         for name, module in target.named_modules()
         if isinstance(module, ElasticRelativePositionBias)
     }
+    chosen = _chosen_block_prefixes(target)
     parameters = dict(target.named_parameters())
     state = target.state_dict()
     copied, fresh = [], []
     for key, tensor in state.items():
-        have = source.get(key)
+        have = source.get(_source_key(key, source, chosen))
         value = None
         if have is not None and have.dim() == tensor.dim():
             value = _position_table(have, tensor, tables[key]) if key in tables else _leading(have, tensor)
@@ -67,6 +72,27 @@ def transfer_weights(source: Mapping[str, Tensor], target: nn.Module) -> WeightT
         sum(parameters[key].numel() for key in copied if key in parameters),
         sum(p.numel() for p in parameters.values()),
     )
+
+
+def _chosen_block_prefixes(target: nn.Module) -> dict[str, str]:
+    """Prefix of each MBConv and Fused-MBConv block of ``target`` -> the prefix of the block of the same kind in an
+    :class:`~supernet.elastic.ElasticBlockChoice` at its position: ``stages.0.1.`` -> ``stages.0.1.choices.fused.``."""
+    prefixes = {}
+    for name, module in target.named_modules():
+        if isinstance(module, FusedMBConv):
+            prefixes[f"{name}."] = f"{name}.choices.{block_code(BlockKind.FUSED)}."
+        elif isinstance(module, MBConv):
+            conv = module.depthwise.conv  # its group size: channels per group
+            prefixes[f"{name}."] = f"{name}.choices.{block_code(BlockKind.MBCONV, conv.in_channels // conv.groups)}."
+    return prefixes
+
+
+def _source_key(key: str, source: Mapping[str, Tensor], chosen: dict[str, str]) -> str:
+    """``key`` itself where the source has it, else its name inside the source's block choice (when it is a block's)."""
+    if key in source:
+        return key
+    prefix = next((p for p in chosen if key.startswith(p)), None)
+    return key if prefix is None else chosen[prefix] + key[len(prefix) :]
 
 
 def _leading(have: Tensor, want: Tensor) -> Tensor | None:

@@ -140,6 +140,23 @@ def test_scaled_models_are_timed_and_correlated_with_their_costs(tiny_run):
     assert "(e) scaled models" in summary and "runtime vs activations" in summary
 
 
+@whole_script
+def test_block_kinds_part_times_every_kind_per_stage(tiny_run):
+    report, summary = tiny_run
+    for dtype in ("fp32", "bf16"):
+        section = report["block_kinds"][dtype]
+        assert section["status"] == "ran", section
+        rows = section["rows"]
+        assert {row["batch"] for row in rows} == {1, 4}
+        assert {row["stage"] for row in rows} == {"s1", "s2", "s3", "s4"}
+        assert {row["kind"] for row in rows} == {"g1", "fused", "g8", "g16"}
+        for row in rows:
+            assert positive(row["median_ms"]) and row["p10_ms"] <= row["median_ms"] <= row["p90_ms"], row
+            if row["kind"] == "g1":
+                assert row["time_ratio"] == 1.0 and row["macs_ratio"] == 1.0
+    assert "(f) block kinds, bf16" in summary and "geometric mean" in summary
+
+
 def test_scaling_correlations_need_three_timed_models(gpu_check):
     entries = [{"status": "ran", "median_ms": float(i), "macs": i, "params": 1, "activations": i} for i in (1, 2, 4)]
     correlations = gpu_check.scaling_correlations(entries)
@@ -162,15 +179,47 @@ def test_a_spent_budget_skips_every_part_and_still_writes_the_report(tmp_path):
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    """The script imported as a module, for its guards."""
+    """The script imported as a module, for its guards (with ``benchmarks/`` importable, as when it runs)."""
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    sys.path.insert(0, str(SCRIPT.parent))
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
         del sys.modules[spec.name]
+        sys.path.remove(str(SCRIPT.parent))
+
+
+def test_block_kind_variants_hold_the_reference_macs(gpu_check):
+    """The grouped blocks part (f) and ``benchmarks/block_kinds.py`` time against the depthwise one have the expanded
+    width, among the multiples of the group size, whose MACs come nearest the depthwise one's wherever the stage
+    expands; the fused one costs more; expand-ratio-1 stages keep their width."""
+    import dataclasses
+
+    from block_kinds import block_variants, stage_shapes
+
+    from search_space import load_space
+    from search_space.cost import block_cost
+
+    space = load_space("nasvit")
+    shapes = stage_shapes(space, 224)
+    assert list(shapes) == [stage.name for stage in space.stages]
+    for stage, reference in shapes.items():
+        variants = block_variants(space, reference)
+        macs = {kind: block_cost(plan).macs for kind, plan in variants.items()}
+        assert macs["fused"] > macs["g1"], stage
+        for kind in ("g8", "g16"):
+            if reference.expand:
+                plan, group_size = variants[kind], int(kind[1:])
+                assert plan.mid_channels % group_size == 0
+                for mid in (plan.mid_channels - 16, plan.mid_channels + 16):  # the neighbours, 16 = lcm(8, 16)
+                    neighbour = dataclasses.replace(plan, mid_channels=mid, se_channels=0)
+                    if mid > 0 and not plan.se_channels:
+                        assert abs(block_cost(neighbour).macs - macs["g1"]) >= abs(macs[kind] - macs["g1"]), stage
+            elif kind in variants:
+                assert variants[kind].mid_channels == reference.mid_channels
 
 
 def test_the_deadline_interrupts_a_call_that_cannot_check_the_budget(gpu_check):

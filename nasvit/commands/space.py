@@ -19,7 +19,8 @@ def run_show(args: argparse.Namespace) -> None:
     space = load_space(args.space)
     print(f"space {space.name}: {space.description}")
     print(f"resolutions {list(space.resolutions)}, activation {space.activation}, source {space.source}")
-    rows = [("stage", "kind", "stride", "SE", "width", "depth", "kernel", "expand", "mlp", "windows")]
+    blocks = any(s.has_block_choice for s in space.stages)  # a column only for spaces with block choices
+    rows = [("stage", "kind", "stride", "SE", "width", "depth", "kernel", "expand", "mlp", "windows", "block")]
     rows.append(("stem", "conv", str(space.stem.stride), "-", _list(space.stem.widths), "1", str(space.stem.kernel)))
     for s in space.stages:
         transformer = s.is_transformer
@@ -35,9 +36,11 @@ def run_show(args: argparse.Namespace) -> None:
                 _list(s.expand_ratios),
                 _list(s.mlp_ratios) if transformer else "-",
                 _list(s.windows) if transformer else "-",
+                _list(s.block_codes) if blocks else "",
             )
         )
     rows.append(("head", "mbpool", "-", "-", _list(space.head.widths), "-", "-", str(space.head.expand_ratio)))
+    rows[0] = rows[0] if blocks else rows[0][:-1]
     widths = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

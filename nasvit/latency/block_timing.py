@@ -15,7 +15,7 @@ from nasvit.latency.measure import (
     measure_modules_interleaved,
 )
 from search_space import SearchSpace
-from search_space.plan import HeadPlan, MBConvPlan, PartPlan, StemPlan
+from search_space.plan import FusedMBConvPlan, HeadPlan, MBConvPlan, PartPlan, StemPlan
 from supernet import optimize_for_inference
 from supernet.builders import build_block, build_head, build_stem
 from supernet.init import init_weights
@@ -42,7 +42,7 @@ def static_block(space: SearchSpace, plan: PartPlan) -> nn.Module:
 
 def block_input_shape(plan: PartPlan, batch_size: int) -> tuple[int, int, int, int]:
     """Shape (B, C, H, W) of the input of ``plan``'s module."""
-    if isinstance(plan, (StemPlan, MBConvPlan)):
+    if isinstance(plan, (StemPlan, MBConvPlan, FusedMBConvPlan)):
         return (batch_size, plan.in_channels, plan.in_size, plan.in_size)
     if isinstance(plan, HeadPlan):
         return (batch_size, plan.in_channels, plan.size, plan.size)

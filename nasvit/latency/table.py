@@ -39,12 +39,18 @@ TABLE_FORMAT_PREFIX = "nasvit-latency-table/"
 TABLE_FORMAT = TABLE_FORMAT_PREFIX + "2"  # 2: blocks timed in their inference form, in interleaved groups
 GROUP_SIZE = 24  # blocks timed together in interleaved rounds; the table file is rewritten after each group
 UNTIMED_FIELDS = frozenset({"scale_key"})  # plan fields that do not change the work a block does
+DEPTHWISE_KEY_FIELDS = {"group_size": 1}  # left out of keys at this value: blocks of tables made before group sizes
 _WARNED_POOR: set[Path] = set()  # tables whose poor quality was already reported in this process
 
 
 def block_key(plan: PartPlan) -> str:
-    """Stable table key of a block: ``MBConvPlan(expand=True, in_channels=16, ...)``, fields sorted by name."""
-    fields = sorted(f.name for f in dataclasses.fields(plan) if f.name not in UNTIMED_FIELDS)
+    """Stable table key of a block: ``MBConvPlan(expand=True, in_channels=16, ...)``, fields sorted by name; the key
+    of a depthwise MBConv leaves its ``group_size=1`` out, so it is the key tables timed before group sizes hold."""
+    fields = sorted(
+        f.name
+        for f in dataclasses.fields(plan)
+        if f.name not in UNTIMED_FIELDS and DEPTHWISE_KEY_FIELDS.get(f.name, object()) != getattr(plan, f.name)
+    )
     return f"{type(plan).__name__}({', '.join(f'{name}={getattr(plan, name)}' for name in fields)})"
 
 

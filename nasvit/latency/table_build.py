@@ -71,7 +71,15 @@ def _resolution_blocks(space: SearchSpace, resolution: int) -> Iterator[PartPlan
 
 
 def _stage_choices(spec: StageSpec) -> Iterator[StageChoice]:
-    lists = (spec.widths, spec.depths, spec.kernels, spec.expand_ratios, spec.mlp_ratios, spec.windows)
+    lists = (
+        spec.widths,
+        spec.depths,
+        spec.kernels,
+        spec.expand_ratios,
+        spec.mlp_ratios,
+        spec.windows,
+        spec.block_codes,
+    )
     return (StageChoice(*values) for values in itertools.product(*lists))
 
 

@@ -26,7 +26,7 @@ def macs_bins(
     Raises:
         SpaceError: the range lies outside the space, or a bin is empty or too rare to draw from (named).
     """
-    extremes = (space.cost(space.min_subnet()).macs, space.cost(space.max_subnet()).macs)
+    extremes = (space.cost(space.extreme_subnet("macs")).macs, space.cost(space.extreme_subnet("macs", True)).macs)
     low, high = macs_range if macs_range is not None else extremes
     space.check_attainable({"macs": (low, high)})
     width = (high - low) / count
