@@ -30,6 +30,9 @@ The parts, in the order they run (the JSON is rewritten atomically after each, s
     into fragments anyway. Compilation goes last, and starts only with ``compile_reserve_s`` of the budget left,
     because its duration is the least predictable; the JSON says "started" while it runs.
 
+``--parts a,e,compile`` runs some parts only (the others are recorded as skipped): without (b), parts (c) and (d)
+use the initial weights; without (a), compilation has no setting to start from and is skipped.
+
 ``--budget-s`` (counted from the start of ``main``) is a global time guard: what would not fit is recorded as
 skipped with the reason, a part that runs out stops between steps, compilation is stopped by an alarm, and the JSON
 is always written. ``--tiny`` runs every part on the ``tiny`` space with small sizes; on a CPU, fp16 (it needs a
@@ -81,6 +84,7 @@ LOSS_GAP_LR = 1e-3  # high enough that the runs visibly fit their fixed batches,
 LOSS_GAP_BATCHES = 4  # fixed batches the loss-gap runs cycle through
 LOSS_GAP_TAIL = 10  # last losses averaged for the gap
 SCALING_METRICS = ("macs", "params", "activations")
+PARTS = ("a", "b", "c", "d", "e", "f", "compile")  # --parts; (c) and (d) use (b)'s weights, compile (a)'s best
 MEDIAN_POOL = 101  # random subnets among which the median-MACs one is picked
 NO_CUDA_MEMORY = "CUDA memory statistics need a CUDA device"
 
@@ -787,7 +791,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, help="side of the synthetic images (default 224; tiny 32)")
     parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend (e.g. aot_eager)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--parts",
+        type=parse_parts,
+        default=list(PARTS),
+        help=f"the parts to run, e.g. a,e,compile (default: all of {','.join(PARTS)})",
+    )
     return parser.parse_args(argv)
+
+
+def parse_parts(text: str) -> list[str]:
+    """``--parts``: a comma-separated subset of :data:`PARTS`."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"unknown parts {unknown or [text]}; pass a comma-separated subset of {PARTS}")
+    return parts
+
+
+def _not_asked(run: Run, key: str, value: Any = None) -> Any:
+    """Record part ``key`` as skipped for ``--parts``; returns ``value`` (default: that record)."""
+    entry = {"status": "skipped", "reason": "not among --parts"}
+    run.report.set(key, entry)
+    return entry if value is None else value
 
 
 def resolve_device(name: str) -> torch.device:
@@ -821,14 +847,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report.set("timed_subnets", {slot: str(cfg) for slot, cfg in training_subnets(run, 0)})
     print(f"gpu_check on {header['environment']['device_name']} ({device}), torch {torch.__version__}", flush=True)
     print(f"(a) sandwich step, batch {sizes.batch_size} at {sizes.image_size} px", flush=True)
-    eager = part_throughput(run)
-    loss_gap, trained = part_loss_gap(run)
+    asked = set(args.parts)
+    eager = part_throughput(run) if "a" in asked else _not_asked(run, "throughput", [])
+    loss_gap, trained = part_loss_gap(run) if "b" in asked else (_not_asked(run, "loss_gap"), run.template)
     weights = "after the fp32 run of part (b)" if loss_gap["status"] == "ran" else "initial"
-    part_parity(run, trained, weights)
-    part_latency(run, trained)
-    part_scaling(run)
-    part_block_kinds(run)
-    part_compile(run, eager)
+    for part, key, work, args_ in (
+        ("c", "parity", part_parity, (run, trained, weights)),
+        ("d", "latency", part_latency, (run, trained)),
+        ("e", "scaling", part_scaling, (run,)),
+        ("f", "block_kinds", part_block_kinds, (run,)),
+        ("compile", "compile", part_compile, (run, eager)),
+    ):
+        if part in asked:
+            work(*args_)
+        else:
+            _not_asked(run, key)
     report.set("finished", True)
     print(f"wrote {args.out} after {budget.elapsed():.0f} s (budget {args.budget_s:.0f} s)", flush=True)
     return report.data

@@ -307,11 +307,7 @@ def fastest_smallest_subnet(
     one size, can put the smallest subnet at 8 px under the one at 4 px. Nor need the first block code be the fastest
     (a fused block can run faster than a depthwise one of fewer MACs).
     """
-
-    def latency(cfg: SubnetConfig) -> float:
-        return costs(cfg)["latency_ms"]
-
-    corners = [space.best_blocks(cfg, latency) for cfg in space.min_subnets_per_resolution()]
+    corners = space.min_subnets_per_resolution(lambda cfg: costs(cfg)["latency_ms"])
     timed = [(costs(cfg)["latency_ms"], index) for index, cfg in enumerate(corners)]
     latency, index = min(timed)
     return corners[index], latency

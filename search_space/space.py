@@ -123,10 +123,12 @@ class SearchSpace(SpaceDefinition):
                 cfg = pick(options, key=value)
         return cfg
 
-    def min_subnets_per_resolution(self) -> list[SubnetConfig]:
+    def min_subnets_per_resolution(self, latency: Callable[[SubnetConfig], float] | None = None) -> list[SubnetConfig]:
         """:meth:`min_subnet` at every resolution of the space, lowest first: the candidates for the fastest subnet,
-        since measured latency need not grow with the resolution as MACs do."""
-        return [self.min_subnet().replace(resolution=r) for r in self.resolutions]
+        since measured latency need not grow with the resolution as MACs do. With ``latency`` (a prediction), each
+        stage's block is the code it predicts fastest there (:meth:`best_blocks`): the first code need not be."""
+        corners = [self.min_subnet().replace(resolution=r) for r in self.resolutions]
+        return corners if latency is None else [self.best_blocks(cfg, latency) for cfg in corners]
 
     def sample(self, rng: random.Random) -> SubnetConfig:
         """A uniformly random subnet."""

@@ -222,7 +222,7 @@ def exported_state(supernet: nn.Module, static: nn.Module, keep_vars: bool = Fal
     }
     state = {}
     for static_key, target in static.state_dict().items():
-        key = next((chosen[p] + static_key[len(p) :] for p in chosen if static_key.startswith(p)), static_key)
+        key = renamed_prefix(static_key, chosen)
         module_name, _, _ = key.rpartition(".")
         module = modules[module_name]
         if isinstance(module, SwitchableScale):
@@ -233,6 +233,12 @@ def exported_state(supernet: nn.Module, static: nn.Module, keep_vars: bool = Fal
             value = slice_to(source[key], target.shape)
         state[static_key] = value if keep_vars else value.detach().clone()
     return state
+
+
+def renamed_prefix(key: str, prefixes: dict[str, str]) -> str:
+    """``key`` with the first of ``prefixes`` it starts with replaced by that prefix's value; ``key`` itself when it
+    starts with none (``stages.0.1.fused.conv.weight`` -> ``stages.0.1.choices.fused.fused.conv.weight``)."""
+    return next((new + key[len(old) :] for old, new in prefixes.items() if key.startswith(old)), key)
 
 
 def slice_to(tensor: Tensor, shape: torch.Size) -> Tensor:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from search_space.spec import BlockKind, block_code
 from supernet.blocks import FusedMBConv, MBConv
-from supernet.elastic import ElasticRelativePositionBias, slice_to
+from supernet.elastic import ElasticRelativePositionBias, renamed_prefix, slice_to
 from supernet.layers import resize_position_table
 
 
@@ -89,10 +89,7 @@ def _chosen_block_prefixes(target: nn.Module) -> dict[str, str]:
 
 def _source_key(key: str, source: Mapping[str, Tensor], chosen: dict[str, str]) -> str:
     """``key`` itself where the source has it, else its name inside the source's block choice (when it is a block's)."""
-    if key in source:
-        return key
-    prefix = next((p for p in chosen if key.startswith(p)), None)
-    return key if prefix is None else chosen[prefix] + key[len(prefix) :]
+    return key if key in source else renamed_prefix(key, chosen)
 
 
 def _leading(have: Tensor, want: Tensor) -> Tensor | None:

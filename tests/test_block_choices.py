@@ -604,3 +604,37 @@ def test_block_kinds_in_any_order_are_one_space(mini_space_dict):
     assert first == parse_space(mini_space_dict) and space_fingerprint(first) == space_fingerprint(
         parse_space(mini_space_dict)
     )
+
+
+def test_the_fastest_smallest_subnet_takes_the_block_the_latency_predicts_fastest():
+    from evolve.search import fastest_smallest_subnet
+
+    space = load_space("demo_v2")
+
+    def costs(cfg):  # a fused block predicted at half a depthwise one, a grouped one a little slower
+        per_block = {"g1": 1.0, "g4": 1.1, "g8": 1.2, "fused": 0.5}
+        return {"latency_ms": cfg.resolution / 100 + sum(per_block[c.block] for c in cfg.stages[:2])}
+
+    fastest, latency = fastest_smallest_subnet(space, costs)
+    assert [c.block for c in fastest.stages[:2]] == ["fused", "fused"]
+    assert fastest.resolution == min(space.resolutions) and latency == pytest.approx(0.04 + 1.0)
+    assert space.min_subnets_per_resolution() == [space.min_subnet().replace(resolution=r) for r in space.resolutions]
+
+
+def test_the_training_benchmarks_variants_offer_the_codes_it_names():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "block_choice_training.py"
+    spec = importlib.util.spec_from_file_location("block_choice_training", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    codes = {
+        name: [s.block_codes for s in parse_space(module.variant_space(name)).stages[:2]] for name in module.VARIANTS
+    }
+    assert codes == {
+        "demo": [("g1",), ("g1",)],
+        "fused_only": [("fused",), ("fused",)],
+        "two_kinds": [("g1", "fused"), ("g1", "fused")],
+        "demo_v2": [("g1", "g4", "fused"), ("g1", "g4", "g8", "fused")],
+    }

@@ -240,3 +240,20 @@ def test_warnings_of_torch_loggers_that_do_not_propagate_are_captured(gpu_check)
         warnings.warn("a Python warning", stacklevel=1)
         logging.getLogger(f"{quiet[0].name}.child").info("not a warning")
     assert messages == ["compiler says hello", "a Python warning"]
+
+
+@whole_script
+def test_parts_runs_the_parts_asked_and_records_the_others(tmp_path):
+    report, summary = run_check(tmp_path, "--parts", "f,c")
+    assert report["finished"] is True
+    assert report["block_kinds"]["fp32"]["status"] == "ran" and report["parity"]["weights"] == "initial"
+    for key in ("throughput", "loss_gap", "latency", "scaling", "compile"):
+        assert report[key] == {"status": "skipped", "reason": "not among --parts"}, key
+    assert "(f) block kinds" in summary and "(a')" not in summary
+
+
+def test_unknown_parts_are_refused_with_the_list(tmp_path):
+    command = [sys.executable, str(SCRIPT), "--tiny", "--device", "cpu", "--parts", "a,z", "--out", str(tmp_path / "x")]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2 and "unknown parts ['z']" in completed.stderr
+    assert "Traceback" not in completed.stderr

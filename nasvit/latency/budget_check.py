@@ -19,7 +19,7 @@ import dataclasses
 import json
 import logging
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,7 @@ def check_latency_budgets(
     runners_up: int = 4,
     search_within: SearchWithin | None = None,
     correction_rounds: int = 0,
+    corners: Sequence[SubnetConfig] | None = None,
 ) -> list[BudgetCheck]:
     """Time the winner and ``runners_up`` runners-up of each latency budget in one interleaved measurement (a
     subnet shared by several budgets is timed once) and choose, per budget, the most accurate one measured
@@ -155,6 +156,7 @@ def check_latency_budgets(
         search_within: ``(budget, predicted limit) -> candidates``: a search under the corrected limit; None
             chooses among ``candidates`` alone.
         correction_rounds: rounds after the first for a budget none of whose timed candidates meets it.
+        corners: the smallest subnets timed to resolve relative budgets (default: ``min_subnets_per_resolution()``).
     """
     lists = {
         budget: _with_winner(winner, contenders(candidates, budget, objective, runners_up + 1))
@@ -163,9 +165,8 @@ def check_latency_budgets(
     distinct = {c.key: c.subnet for contending in lists.values() for c in contending}
     if not distinct:
         return []
-    relative = any(budget.is_relative for budget in lists)
     space = next(iter(winners.values())).subnet.space
-    extremes = _relative_budget_extremes(space) if relative else {}
+    extremes = _relative_budget_extremes(space, corners) if any(budget.is_relative for budget in lists) else {}
     logger.info("timing %d candidates of %d latency budgets on this device", len(distinct), len(lists))
     stats = _time({**distinct, **extremes}, settings)
     warn_if_noisy(list(stats.values()), "candidate")
@@ -184,9 +185,11 @@ def check_latency_budgets(
     return checks
 
 
-def _relative_budget_extremes(space: SearchSpace) -> dict[str, SubnetConfig]:
-    """The subnets timed to resolve relative budgets: the smallest at every resolution, then the largest."""
-    return {str(cfg): cfg for cfg in [*space.min_subnets_per_resolution(), space.max_subnet()]}
+def _relative_budget_extremes(space: SearchSpace, corners: Sequence[SubnetConfig] | None) -> dict[str, SubnetConfig]:
+    """The subnets timed to resolve relative budgets: the smallest at every resolution (``corners``), then the
+    largest."""
+    corners = space.min_subnets_per_resolution() if corners is None else corners
+    return {str(cfg): cfg for cfg in [*corners, space.max_subnet()]}
 
 
 def _measured_limit(budget: Budget, extremes: list[LatencyStats]) -> float:

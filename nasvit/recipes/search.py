@@ -188,6 +188,7 @@ class SearchRecipe:
             latency.runners_up,
             self._search_within,
             latency.correction_rounds,
+            self.space.min_subnets_per_resolution(lambda cfg: self.scorer.costs(cfg)["latency_ms"]),
         )
         record_budget_checks(self.out_dir / BEST_FILE, checks, objective)
         for check in checks:
