@@ -238,7 +238,7 @@ def conv_block_plan(
     """The MBConv or Fused-MBConv block ``choice.block`` names, of stage ``spec``, on a (in_channels, size, size)
     input."""
     group_size = block_group_size(choice.block)
-    mid = spatial_channels(in_channels, choice.expand_ratio, space.channel_divisor, max(group_size, 1))
+    mid = spatial_channels(in_channels, choice.expand_ratio, space.channel_divisor, group_size)
     se = squeeze_channels(mid, space.se_reduction, space.channel_divisor) if spec.se else 0
     out_size = conv_out_size(size, choice.kernel, stride)
     if choice.block == FUSED_BLOCK:

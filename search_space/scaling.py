@@ -270,7 +270,7 @@ def one_subnet_space(
             mlp_ratios=(choice.mlp_ratio,),
             windows=(choice.windows,),
             block_kinds=(BlockKind.FUSED if choice.block == FUSED_BLOCK else BlockKind.MBCONV,),
-            group_sizes=(max(block_group_size(choice.block), 1),),
+            group_sizes=(block_group_size(choice.block),),
         )
         for spec, choice in zip(base.stages, stages)
     )
@@ -292,7 +292,7 @@ def _grouped_input(cfg: SubnetConfig, index: int) -> int:
     expand-ratio-1 block whose spatial conv runs on it (the next stage's first block, the stage's own later ones),
     else 1."""
     sizes = [
-        max(block_group_size(choice.block), 1)
+        block_group_size(choice.block)
         for j, choice in enumerate(cfg.stages)
         if choice.expand_ratio == 1 and j in (index, index + 1)
     ]

@@ -39,8 +39,9 @@ def block_code(kind: BlockKind, group_size: int = 1) -> str:
 
 
 def block_group_size(code: str) -> int:
-    """Channels per group of the spatial conv of block choice ``code`` (0 for ``fused``, which has none)."""
-    return 0 if code == FUSED_BLOCK else int(code[1:])
+    """Channels per group of the spatial conv of block choice ``code``: the multiple its widths are rounded to (1 for
+    ``fused``, whose k x k conv is dense and needs no rounding beyond the channel divisor)."""
+    return 1 if code == FUSED_BLOCK else int(code[1:])
 
 
 class NormKind(str, Enum):
